@@ -1,0 +1,125 @@
+# kTLS key updates with NIC TLS offload, policy in BPF.
+#
+#   make test        build what is missing, run every selftest in one VM boot
+#   make demo        build what is missing, run the demo in the VM
+#   make help        all targets
+#
+# Variables: DEBUG=1 (KASAN+kmemleak kernel), SUITES="smoke tls" (subset),
+# TLS_FILTER="-v tls.13_aes_gcm" (harness filter for tls.c), VM_TIMEOUT=secs.
+#
+# Build outputs live under build/ (never committed). See README.md.
+
+SHELL      := /bin/bash
+TOP        := $(CURDIR)
+B          := $(TOP)/build
+KTREE      := $(B)/linux
+TOOLS      := $(B)/tools
+CLANG      ?= clang-19
+LLVM_STRIP ?= llvm-strip-19
+JOBS       ?= $(shell echo $$(($$(nproc) + 1)))
+
+# DEBUG=1: KASAN + kmemleak kernel in its own output directory.
+ifeq ($(DEBUG),1)
+KOUT       := $(B)/kernel-debug
+KFRAGS     := $(TOP)/kernel/config $(TOP)/kernel/config.debug
+VM_FLAGS   += --kmemleak
+else
+KOUT       := $(B)/kernel
+KFRAGS     := $(TOP)/kernel/config
+endif
+BZIMAGE    := $(KOUT)/arch/x86/boot/bzImage
+VMLINUX    := $(KOUT)/vmlinux
+
+LIBBPF_A   := $(TOOLS)/lib64/libbpf.a
+BPFTOOL    := $(TOOLS)/bpftool/bpftool
+UAPI_HDRS  := $(B)/uapi/include
+VMLINUX_H  := $(B)/bpf/vmlinux.h
+
+# Tests take this long at most before the guest is killed and the run fails.
+VM_TIMEOUT ?= 2400
+VM_RUN     := $(TOP)/selftests/vm/run --kernel $(BZIMAGE) --timeout $(VM_TIMEOUT) $(VM_FLAGS)
+
+.PHONY: all deps kernel tools bpf selftests test demo kernel-export kernel-reset \
+	kernel-tree clean distclean help FORCE
+.DEFAULT_GOAL := all
+
+all: kernel tools bpf selftests
+
+help:
+	@sed -n 's/^\([a-z-]*\):.*## \(.*\)/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 18
+
+deps: ## install missing Debian packages (apt-get)
+	@$(TOP)/scripts/deps.sh
+
+# ---------------------------------------------------------------- kernel
+kernel-tree: deps ## create/refresh build/linux from kernel/patches
+	@$(TOP)/kernel/tree.sh sync
+
+kernel: $(BZIMAGE) ## build the guest kernel (DEBUG=1: KASAN+kmemleak)
+
+# build.sh rebuilds only when the tree or config changed; make then compares
+# the outputs' times, so nothing downstream is redone after a no-op.
+$(BZIMAGE) $(VMLINUX) &: kernel-tree FORCE
+	@JOBS=$(JOBS) $(TOP)/kernel/build.sh $(KOUT) $(KFRAGS)
+
+kernel-export: ## write build/linux's commits back to kernel/patches
+	@$(TOP)/kernel/tree.sh export
+
+kernel-reset: ## discard build/linux's own work, re-apply kernel/patches
+	@$(TOP)/kernel/tree.sh reset
+
+# ---------------------------------------------------------------- tools
+# libbpf, bpftool and UAPI headers come from the patched tree, so they know
+# about whatever the series adds. Each is rebuilt only when a file under its
+# source directory is newer than the output; otherwise the output keeps its
+# time and nothing that depends on it is redone.
+stale = [ ! -e $(1) ] || [ -n "$$(find $(2) -newer $(1) -type f -print -quit)" ]
+
+tools: $(LIBBPF_A) $(BPFTOOL) $(UAPI_HDRS)/.stamp
+
+$(LIBBPF_A): kernel-tree FORCE
+	@if $(call stale,$@,$(KTREE)/tools/lib/bpf); then \
+		echo "  LIBBPF  $(TOOLS)"; mkdir -p $(TOOLS)/libbpf && \
+		$(MAKE) -s -C $(KTREE)/tools/lib/bpf BUILD_STATIC_ONLY=1 OUTPUT=$(TOOLS)/libbpf/ \
+			DESTDIR=$(TOOLS) prefix= -j$(JOBS) install >/dev/null && touch $@; fi
+
+$(BPFTOOL): kernel-tree FORCE
+	@if $(call stale,$@,$(KTREE)/tools/bpf/bpftool $(KTREE)/tools/lib/bpf); then \
+		echo "  BPFTOOL $@"; mkdir -p $(TOOLS)/bpftool && \
+		$(MAKE) -s -C $(KTREE)/tools/bpf/bpftool OUTPUT=$(TOOLS)/bpftool/ CLANG=$(CLANG) \
+			LLVM_STRIP=$(LLVM_STRIP) LLVM_CONFIG=llvm-config-19 -j$(JOBS) >/dev/null && touch $@; fi
+
+$(UAPI_HDRS)/.stamp: kernel-tree FORCE
+	@if $(call stale,$@,$(KTREE)/include/uapi); then \
+		echo "  HDRS    $(UAPI_HDRS)"; \
+		$(MAKE) -s -C $(KTREE) O=$(B)/uapi headers_install INSTALL_HDR_PATH=$(B)/uapi >/dev/null && \
+		touch $@; fi
+
+# ---------------------------------------------------------------- BPF
+BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
+	-I$(B)/bpf -I$(TOOLS)/include -I$(TOP)/bpf
+
+$(VMLINUX_H): $(VMLINUX) | $(BPFTOOL)
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	@$(BPFTOOL) btf dump file $< format c > $@.tmp && mv $@.tmp $@
+
+bpf: $(VMLINUX_H)
+
+# ---------------------------------------------------------------- selftests
+include selftests/Makefile.inc
+
+# ---------------------------------------------------------------- run
+test: all ## run every selftest in one VM boot (DEBUG=1: debug kernel)
+	@$(VM_RUN) -- env TLS_FILTER="$(TLS_FILTER)" $(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
+
+demo: all ## boot the VM and show kTLS at work
+	@$(VM_RUN) -- $(TOP)/selftests/demo.sh
+
+clean: ## remove userspace and BPF outputs (keeps kernel and tools)
+	rm -rf $(B)/bpf $(B)/selftests $(B)/vm
+
+distclean: ## remove all of build/
+	rm -rf $(B)
+
+FORCE:

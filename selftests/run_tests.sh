@@ -1,0 +1,81 @@
+#!/bin/bash
+# Run every selftest (inside the guest) and print one summary line:
+#   N passed, N failed[, N skipped]
+# Each suite prints kselftest TAP; its "ok"/"not ok" lines are counted. A case
+# listed in selftests/expected-fail is counted as skipped when it fails and as
+# failed when it passes (so the list shrinks as the series grows).
+#
+# Usage: run_tests.sh BUILD_SELFTESTS_DIR [SUITE...]
+#   SUITE names one of the suites below; default all. TLS_FILTER=... passes
+#   harness filters (-v/-t/-r) to tls.c.
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:?usage: run_tests.sh BUILD_SELFTESTS_DIR [SUITE...]}
+shift
+
+# name : command. Keep the cheap ones first so a broken foundation shows fast.
+suites=(
+	"smoke:$here/smoke.sh $out"
+	"tls_rekey:$out/tls_rekey"
+	"tls:$out/tls ${TLS_FILTER:-}"
+)
+
+xfail=()
+while read -r pat _; do
+	case "$pat" in ''|'#'*) ;; *) xfail+=("$pat") ;; esac
+done <"$here/expected-fail"
+
+is_xfail() {
+	local p
+	for p in "${xfail[@]}"; do
+		# shellcheck disable=SC2053
+		[[ $1 == $p ]] && return 0
+	done
+	return 1
+}
+
+pass=0 fail=0 skip=0 xfails=0
+failed=()
+want=" $* "
+for s in "${suites[@]}"; do
+	name=${s%%:*}
+	cmd=${s#*:}
+	[ $# -eq 0 ] || [[ $want == *" $name "* ]] || continue
+	echo "# ==== suite $name: $cmd"
+	start=$(date +%s)
+	log=$(mktemp)
+	# shellcheck disable=SC2086
+	timeout -k 10 "${SUITE_TIMEOUT:-1500}" $cmd 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	n=0 notok=0
+	while IFS= read -r line; do
+		[[ $line =~ ^(not\ )?ok\ [0-9]+\ ([^#]*[^#\ ])(\ *#\ *(.*))?$ ]] || continue
+		n=$((n + 1))
+		tcase="$name:${BASH_REMATCH[2]}"
+		[ -n "${BASH_REMATCH[1]}" ] && notok=$((notok + 1))
+		directive=${BASH_REMATCH[4]}
+		if [[ $directive == SKIP* || $directive == skip* ]]; then
+			skip=$((skip + 1))
+		elif [ -z "${BASH_REMATCH[1]}" ]; then
+			if is_xfail "$tcase"; then
+				fail=$((fail + 1)); failed+=("$tcase (passes: remove it from selftests/expected-fail)")
+			else
+				pass=$((pass + 1))
+			fi
+		elif is_xfail "$tcase"; then
+			skip=$((skip + 1)); xfails=$((xfails + 1))
+		else
+			fail=$((fail + 1)); failed+=("$tcase")
+		fi
+	done <"$log"
+	rm -f "$log"
+	# A suite that dies, or fails without saying which case, must not look green.
+	if [ $n = 0 ] || { [ "$rc" != 0 ] && [ $notok = 0 ]; }; then
+		fail=$((fail + 1)); failed+=("$name: exited $rc after $n case(s)")
+	fi
+	echo "# ==== suite $name: $n case(s), exit $rc, $(($(date +%s) - start)) s"
+done
+
+for f in "${failed[@]}"; do echo "# FAILED: $f"; done
+[ $xfails = 0 ] || echo "# $xfails expected failure(s) counted as skipped (selftests/expected-fail)"
+echo "$pass passed, $fail failed, $skip skipped"
+[ $fail = 0 ]

@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * TLS 1.3 key update in the kTLS software path, beyond tls.c's unit cases:
+ *  - many rekeys in both directions at once with data in flight, every byte
+ *    checked, the five rekey counters of /proc/net/tls_stat checked exactly;
+ *  - a KeyUpdate reaching a reader blocked in recv() and one blocked in poll().
+ * Each test runs in a network namespace of its own, so the counters it reads
+ * are its own.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/tls.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "kselftest_harness.h"
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#define TLS_RECORD_HANDSHAKE	22
+#define TLS_HS_KEY_UPDATE	24
+
+/* KeyUpdate(update_not_requested): type, 24-bit length 1, request_update 0 */
+static const unsigned char key_update_msg[] = { TLS_HS_KEY_UPDATE, 0, 0, 1, 0 };
+
+struct tls_key {
+	struct tls12_crypto_info_aes_gcm_128 info;
+};
+
+/* Generation g of the test key: key, IV and salt bytes derived from g, record
+ * sequence zero (a TLS 1.3 key update restarts the sequence).
+ */
+static struct tls_key key_gen(unsigned int g)
+{
+	struct tls_key k = {};
+
+	k.info.info.version = TLS_1_3_VERSION;
+	k.info.info.cipher_type = TLS_CIPHER_AES_GCM_128;
+	memset(k.info.key, g * 7 + 1, sizeof(k.info.key));
+	memset(k.info.iv, g, sizeof(k.info.iv));
+	memset(k.info.salt, ~g, sizeof(k.info.salt));
+	return k;
+}
+
+static int set_key(int fd, int dir, unsigned int gen)
+{
+	struct tls_key k = key_gen(gen);
+
+	return setsockopt(fd, SOL_TLS, dir, &k.info, sizeof(k.info));
+}
+
+/* A private network namespace with lo up: counters start from zero. */
+static int enter_netns(void)
+{
+	struct ifreq ifr = { .ifr_name = "lo" };
+	int fd, ret;
+
+	if (unshare(CLONE_NEWNET))
+		return -1;
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0)
+		return -1;
+	ret = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	ifr.ifr_flags |= IFF_UP;
+	if (!ret)
+		ret = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	close(fd);
+	return ret;
+}
+
+static long tls_stat(const char *name)
+{
+	char key[64];
+	long val, found = -1;
+	FILE *f = fopen("/proc/net/tls_stat", "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %ld", key, &val) == 2)
+		if (!strcmp(key, name))
+			found = val;
+	fclose(f);
+	return found;
+}
+
+/* A connected TCP pair over loopback, both ends with the "tls" ULP and key
+ * generation 0 in both directions.
+ */
+static int tls_pair(int fds[2])
+{
+	struct sockaddr_in addr = { .sin_family = AF_INET,
+				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(addr);
+	int lfd, i;
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (void *)&addr, len) || listen(lfd, 1) ||
+	    getsockname(lfd, (void *)&addr, &len))
+		return -1;
+	fds[0] = socket(AF_INET, SOCK_STREAM, 0);
+	if (connect(fds[0], (void *)&addr, len))
+		return -1;
+	fds[1] = accept(lfd, NULL, NULL);
+	close(lfd);
+	if (fds[1] < 0)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		if (setsockopt(fds[i], IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||
+		    set_key(fds[i], TLS_TX, 0) || set_key(fds[i], TLS_RX, 0))
+			return -1;
+	}
+	return 0;
+}
+
+static ssize_t send_record(int fd, unsigned char type, const void *buf,
+			   size_t len)
+{
+	char cbuf[CMSG_SPACE(sizeof(type))] = {};
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+
+	cmsg->cmsg_level = SOL_TLS;
+	cmsg->cmsg_type = TLS_SET_RECORD_TYPE;
+	cmsg->cmsg_len = CMSG_LEN(sizeof(type));
+	*CMSG_DATA(cmsg) = type;
+	return sendmsg(fd, &msg, 0);
+}
+
+/* recvmsg() with room for the record type; *type is 0 when none came. */
+static ssize_t recv_record(int fd, void *buf, size_t len, unsigned char *type,
+			   int flags)
+{
+	char cbuf[CMSG_SPACE(sizeof(*type))];
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf,
+			      .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cmsg;
+	ssize_t n;
+
+	n = recvmsg(fd, &msg, flags);
+	*type = 0;
+	cmsg = CMSG_FIRSTHDR(&msg);
+	if (n >= 0 && cmsg && cmsg->cmsg_level == SOL_TLS &&
+	    cmsg->cmsg_type == TLS_GET_RECORD_TYPE)
+		*type = *CMSG_DATA(cmsg);
+	return n;
+}
+
+/* The stream's byte at offset off: a function of the offset alone, so the
+ * receiver checks every byte without a copy of what was sent.
+ */
+static unsigned char stream_byte(unsigned long long off, unsigned int salt)
+{
+	unsigned long long x = off * 0x9e3779b97f4a7c15ULL + salt;
+
+	return x >> 56;
+}
+
+struct stream {
+	int fd;
+	unsigned int salt;
+	unsigned int rekeys;		/* KeyUpdates to send / expect */
+	unsigned int bad_updates;	/* failed updates tried on purpose */
+	unsigned long long bytes;	/* sent / checked */
+	const char *err;
+};
+
+/* Sender: chunks of varied size (some with MSG_MORE, so the open record
+ * spans the update), a KeyUpdate and the next TX key after every few chunks,
+ * and now and then an update that must fail without harm.
+ */
+static void *sender(void *arg)
+{
+	struct stream *s = arg;
+	unsigned char buf[20000];
+	unsigned long long off = 0;
+	unsigned int gen, chunk, i, seed = s->salt;
+
+	for (gen = 1; gen <= s->rekeys; gen++) {
+		for (chunk = 0; chunk < 3; chunk++) {
+			size_t len = 1 + rand_r(&seed) % sizeof(buf);
+			int flags = chunk == 2 && gen % 3 == 0 ? MSG_MORE : 0;
+
+			for (i = 0; i < len; i++)
+				buf[i] = stream_byte(off + i, s->salt);
+			if (send(s->fd, buf, len, flags) != (ssize_t)len) {
+				s->err = "send";
+				return NULL;
+			}
+			off += len;
+		}
+		if (send_record(s->fd, TLS_RECORD_HANDSHAKE, key_update_msg,
+				sizeof(key_update_msg)) != sizeof(key_update_msg)) {
+			s->err = "send KeyUpdate";
+			return NULL;
+		}
+		if (gen % 100 == 0) {
+			struct tls_key k = key_gen(gen);
+
+			/* wrong length, then wrong cipher: EINVAL each */
+			if (setsockopt(s->fd, SOL_TLS, TLS_TX, &k.info, sizeof(k.info) - 1) != -1 ||
+			    errno != EINVAL) {
+				s->err = "short update accepted";
+				return NULL;
+			}
+			k.info.info.cipher_type = TLS_CIPHER_AES_GCM_256;
+			if (setsockopt(s->fd, SOL_TLS, TLS_TX, &k.info, sizeof(k.info)) != -1 ||
+			    errno != EINVAL) {
+				s->err = "cipher change accepted";
+				return NULL;
+			}
+			s->bad_updates += 2;
+		}
+		if (set_key(s->fd, TLS_TX, gen)) {
+			s->err = "TLS_TX update";
+			return NULL;
+		}
+	}
+	s->bytes = off;
+	shutdown(s->fd, SHUT_WR);
+	return NULL;
+}
+
+/* Receiver: checks every byte; on a KeyUpdate, first proves that nothing
+ * after it is readable, then installs the next RX key.
+ */
+static void *receiver(void *arg)
+{
+	struct stream *s = arg;
+	unsigned char buf[16384], type;
+	unsigned long long off = 0;
+	unsigned int gen = 0;
+	ssize_t n, i;
+
+	for (;;) {
+		n = recv_record(s->fd, buf, sizeof(buf), &type, 0);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			s->err = "recv";
+			return NULL;
+		}
+		if (type == TLS_RECORD_HANDSHAKE) {
+			if (n != sizeof(key_update_msg) ||
+			    memcmp(buf, key_update_msg, n)) {
+				s->err = "handshake record is not the KeyUpdate";
+				return NULL;
+			}
+			if (recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT) != -1 ||
+			    errno != EKEYEXPIRED) {
+				s->err = "read past KeyUpdate without the new key";
+				return NULL;
+			}
+			if (set_key(s->fd, TLS_RX, ++gen)) {
+				s->err = "TLS_RX update";
+				return NULL;
+			}
+			continue;
+		}
+		for (i = 0; i < n; i++) {
+			if (buf[i] != stream_byte(off + i, s->salt)) {
+				s->err = "corrupt byte";
+				return NULL;
+			}
+		}
+		off += n;
+	}
+	if (gen != s->rekeys)
+		s->err = "wrong number of KeyUpdates received";
+	s->bytes = off;
+	return NULL;
+}
+
+#define REKEYS 1000
+
+TEST(rekey_1000_both_directions)
+{
+	struct stream tx[2], rx[2];
+	pthread_t th[4];
+	int fds[2], i;
+
+	ASSERT_EQ(enter_netns(), 0);
+	ASSERT_EQ(tls_pair(fds), 0);
+
+	for (i = 0; i < 2; i++) {
+		tx[i] = (struct stream){ .fd = fds[i], .salt = 17 + i, .rekeys = REKEYS };
+		rx[i] = (struct stream){ .fd = fds[!i], .salt = 17 + i, .rekeys = REKEYS };
+		ASSERT_EQ(pthread_create(&th[2 * i], NULL, sender, &tx[i]), 0);
+		ASSERT_EQ(pthread_create(&th[2 * i + 1], NULL, receiver, &rx[i]), 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(tx[i].err, NULL) TH_LOG("sender %d: %s", i, tx[i].err);
+		EXPECT_EQ(rx[i].err, NULL) TH_LOG("receiver %d: %s", i, rx[i].err);
+		EXPECT_EQ(rx[i].bytes, tx[i].bytes);
+		EXPECT_GT(rx[i].bytes, (unsigned long long)REKEYS * 3);
+	}
+	TH_LOG("verified %llu + %llu bytes across %d rekeys each way",
+	       rx[0].bytes, rx[1].bytes, REKEYS);
+
+	EXPECT_EQ(tls_stat("TlsTxRekeyOk"), 2 * REKEYS);
+	EXPECT_EQ(tls_stat("TlsRxRekeyOk"), 2 * REKEYS);
+	EXPECT_EQ(tls_stat("TlsRxRekeyReceived"), 2 * REKEYS);
+	EXPECT_EQ(tls_stat("TlsTxRekeyError"), tx[0].bad_updates + tx[1].bad_updates);
+	EXPECT_EQ(tls_stat("TlsRxRekeyError"), 0);
+	EXPECT_EQ(tls_stat("TlsDecryptError"), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+struct blocked_reader {
+	int fd;
+	int use_poll;
+	ssize_t ret;
+	unsigned char type;
+	short revents;
+};
+
+static void *block_then_read(void *arg)
+{
+	struct blocked_reader *r = arg;
+	unsigned char buf[64];
+
+	if (r->use_poll) {
+		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+
+		r->ret = poll(&pfd, 1, 10000);
+		r->revents = pfd.revents;
+	} else {
+		r->ret = recv_record(r->fd, buf, sizeof(buf), &r->type, 0);
+	}
+	return NULL;
+}
+
+/* A reader already waiting when the KeyUpdate arrives (in recv() or in
+ * poll()) gets the KeyUpdate, then EKEYEXPIRED in blocking mode, sees no
+ * EPOLLIN for data under the new key, and is woken by the new RX key.
+ */
+static void keyupdate_to_blocked_reader(struct __test_metadata *_metadata,
+					int use_poll)
+{
+	struct blocked_reader r = { .use_poll = use_poll };
+	struct pollfd pfd;
+	unsigned char buf[64], type;
+	const char data[] = "after the update";
+	pthread_t th;
+	int fds[2];
+
+	ASSERT_EQ(enter_netns(), 0);
+	ASSERT_EQ(tls_pair(fds), 0);
+	r.fd = fds[1];
+
+	ASSERT_EQ(pthread_create(&th, NULL, block_then_read, &r), 0);
+	usleep(300000);		/* let the reader block */
+	ASSERT_EQ(send_record(fds[0], TLS_RECORD_HANDSHAKE, key_update_msg,
+			      sizeof(key_update_msg)), sizeof(key_update_msg));
+	ASSERT_EQ(set_key(fds[0], TLS_TX, 1), 0);
+	ASSERT_EQ(send(fds[0], data, sizeof(data), 0), sizeof(data));
+	pthread_join(th, NULL);
+
+	if (use_poll) {
+		EXPECT_EQ(r.ret, 1);
+		EXPECT_TRUE(r.revents & POLLIN);
+		EXPECT_EQ(recv_record(fds[1], buf, sizeof(buf), &type, 0),
+			  sizeof(key_update_msg));
+	} else {
+		EXPECT_EQ(r.ret, sizeof(key_update_msg));
+		type = r.type;
+	}
+	EXPECT_EQ(type, TLS_RECORD_HANDSHAKE);
+	EXPECT_EQ(tls_stat("TlsRxRekeyReceived"), 1);
+
+	/* blocking read: an error at once, not a wait for the key */
+	EXPECT_EQ(recv(fds[1], buf, sizeof(buf), 0), -1);
+	EXPECT_EQ(errno, EKEYEXPIRED);
+	pfd = (struct pollfd){ .fd = fds[1], .events = POLLIN };
+	EXPECT_EQ(poll(&pfd, 1, 200), 0);
+
+	/* a poller waiting for the key is woken when it is set */
+	r = (struct blocked_reader){ .fd = fds[1], .use_poll = 1 };
+	ASSERT_EQ(pthread_create(&th, NULL, block_then_read, &r), 0);
+	usleep(300000);
+	ASSERT_EQ(set_key(fds[1], TLS_RX, 1), 0);
+	pthread_join(th, NULL);
+	EXPECT_EQ(r.ret, 1);
+	EXPECT_EQ(recv(fds[1], buf, sizeof(buf), 0), sizeof(data));
+	EXPECT_EQ(memcmp(buf, data, sizeof(data)), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+TEST(keyupdate_to_reader_blocked_in_recv)
+{
+	keyupdate_to_blocked_reader(_metadata, 0);
+}
+
+TEST(keyupdate_to_reader_blocked_in_poll)
+{
+	keyupdate_to_blocked_reader(_metadata, 1);
+}
+
+TEST_HARNESS_MAIN
