@@ -5,7 +5,8 @@
 #   make help        all targets
 #
 # Variables: DEBUG=1 (KASAN+kmemleak kernel), SUITES="smoke tls" (subset),
-# TLS_FILTER="-v tls.13_aes_gcm" (harness filter for tls.c), VM_TIMEOUT=secs.
+# TLS_FILTER="-v 13_aes_gcm" (harness filter for tls.c), TLS_FULL=1 (every
+# tls.c case of every variant, ~25 min), VM_TIMEOUT=secs.
 #
 # Build outputs live under build/ (never committed). See README.md.
 
@@ -111,7 +112,8 @@ include selftests/Makefile.inc
 
 # ---------------------------------------------------------------- run
 test: all ## run every selftest in one VM boot (DEBUG=1: debug kernel)
-	@$(VM_RUN) -- env TLS_FILTER="$(TLS_FILTER)" $(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
+	@$(VM_RUN) -- env TLS_FILTER="$(TLS_FILTER)" TLS_FULL="$(TLS_FULL)" \
+		$(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
 
 demo: all ## boot the VM and show kTLS at work
 	@$(VM_RUN) -- $(TOP)/selftests/demo.sh

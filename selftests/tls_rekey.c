@@ -7,6 +7,7 @@
  * Each test runs in a network namespace of its own, so the counters it reads
  * are its own.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
