@@ -28,14 +28,25 @@ while True:
 print(n)
 PY
 	local srv=$!
-	sleep 0.5
+	# The server may not listen yet (python starts slowly under TCG and
+	# KASAN): retry the connection instead of guessing a delay.
 	ip netns exec $NS_A python3 - "$addr" "$n" "$cc" <<'PY'
-import socket, sys
+import socket, sys, time
 fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
-s = socket.socket(fam)
-if sys.argv[3]:
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, sys.argv[3].encode())
-s.connect((sys.argv[1], 7777)); s.sendall(b'x' * int(sys.argv[2])); s.close()
+deadline = time.monotonic() + 30
+while True:
+    s = socket.socket(fam)
+    if sys.argv[3]:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, sys.argv[3].encode())
+    try:
+        s.connect((sys.argv[1], 7777))
+        break
+    except ConnectionRefusedError:
+        s.close()
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.1)
+s.sendall(b'x' * int(sys.argv[2])); s.close()
 PY
 	wait $srv
 }
