@@ -115,7 +115,7 @@ test: all ## run every selftest in one VM boot (DEBUG=1: debug kernel)
 	@$(VM_RUN) -- env TLS_FILTER="$(TLS_FILTER)" TLS_FULL="$(TLS_FULL)" \
 		$(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
 
-demo: all ## boot the VM and show kTLS at work
+demo: all ## boot the VM, bring up the netdevsim pair, show kTLS counters (placeholder)
 	@$(VM_RUN) -- $(TOP)/selftests/demo.sh
 
 clean: ## remove userspace and BPF outputs (keeps kernel and tools)
