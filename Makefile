@@ -112,7 +112,7 @@ include selftests/Makefile.inc
 
 # ---------------------------------------------------------------- run
 test: all ## run every selftest in one VM boot (DEBUG=1: debug kernel)
-	@$(VM_RUN) -- env TLS_FILTER="$(TLS_FILTER)" TLS_FULL="$(TLS_FULL)" \
+	@$(VM_RUN) -- env TLS_FILTER="$(TLS_FILTER)" TLS_FULL="$(TLS_FULL)" SLOW_KERNEL="$(DEBUG)" \
 		$(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
 
 demo: all ## boot the VM, bring up the netdevsim pair, show kTLS counters (placeholder)

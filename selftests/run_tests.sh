@@ -17,12 +17,16 @@ shift
 # with all 13 variants tls.c takes 12 minutes under TCG, without them 1. By
 # default they run for the AES-GCM-128 variants only (the ciphers share the
 # code paths these cases exercise); TLS_FULL=1 runs them all.
-mutliproc="mutliproc_even mutliproc_readers mutliproc_writers
+aes_only="mutliproc_even mutliproc_readers mutliproc_writers
 	mutliproc_sendpage_even mutliproc_sendpage_readers mutliproc_sendpage_writers"
-tls_rest= tls_mp=
-for t in $mutliproc; do
+# On the KASAN kernel, `nonblocking` (which needs the reader to catch up with
+# the writer once) is timing-flaky for the generic-C ciphers (SM4, ARIA): it
+# joins the AES-GCM-128-only set there. SLOW_KERNEL=1 is set by DEBUG=1.
+[ "${SLOW_KERNEL:-0}" = 1 ] && aes_only+=" nonblocking"
+tls_rest= tls_aes=
+for t in $aes_only; do
 	tls_rest+=" -T $t"
-	tls_mp+=" -r tls.12_aes_gcm.$t -r tls.13_aes_gcm.$t"
+	tls_aes+=" -r tls.12_aes_gcm.$t -r tls.13_aes_gcm.$t"
 done
 
 # name : command. Keep the cheap ones first so a broken foundation shows fast.
@@ -30,7 +34,7 @@ suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey")
 if [ -n "${TLS_FILTER:-}" ] || [ "${TLS_FULL:-0}" = 1 ]; then
 	suites+=("tls:$out/tls ${TLS_FILTER:-}")
 else
-	suites+=("tls:$out/tls$tls_rest" "tls_mutliproc:$out/tls$tls_mp")
+	suites+=("tls:$out/tls$tls_rest" "tls_aes_only:$out/tls$tls_aes")
 fi
 
 xfail=()
