@@ -6,7 +6,7 @@
 #
 # Variables: DEBUG=1 (KASAN+kmemleak kernel), SUITES="smoke tls" (subset),
 # TLS_FILTER="-v 13_aes_gcm" (harness filter for tls.c), TLS_FULL=1 (every
-# tls.c case of every variant, ~25 min), VM_TIMEOUT=secs.
+# tls.c case of every variant, ~12 min), VM_TIMEOUT=secs.
 #
 # Build outputs live under build/ (never committed). See README.md.
 
