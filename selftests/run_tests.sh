@@ -30,7 +30,7 @@ for t in $aes_only; do
 done
 
 # name : command. Keep the cheap ones first so a broken foundation shows fast.
-suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey")
+suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "tls_offload:$out/tls_offload")
 if [ -n "${TLS_FILTER:-}" ] || [ "${TLS_FULL:-0}" = 1 ]; then
 	suites+=("tls:$out/tls ${TLS_FILTER:-}")
 else

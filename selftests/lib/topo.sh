@@ -2,9 +2,16 @@
 # The test topology of DESIGN.md §5: two network namespaces, each holding one
 # netdevsim port, the ports linked to each other, IPv4 and IPv6 on both.
 #
-#   topo_up [ID]     create netns tls-a/tls-b (ports eni<ID>np1 in each);
-#                    addresses 10.77.0.1/24, fd77::1/64 (a) and .2, ::2 (b)
+#   topo_up [ID]     create netns tls-a/tls-b, netdevsim device ID's port in
+#                    a and ID+1's in b, linked; addresses 10.77.0.1/24,
+#                    fd77::1/64 (a) and .2, ::2 (b); IPv6 addresses are kept
+#                    while a port is down
 #   topo_down [ID]   delete the devices and namespaces (idempotent)
+#   topo_find        set DEV_A and DEV_B of the namespaces made earlier
+#   topo_tls_offload switch TLS TX and RX offload on on both ports
+#   topo_lossy NS DEV   loss on DEV's egress, reordering on its ingress
+#   topo_replace_a OLD NEW   delete a's device OLD, give a a new one (device
+#                    NEW) with the same addresses, linked to b's port
 #
 # Variables set by topo_up: NS_A NS_B DEV_A DEV_B IP4_A IP4_B IP6_A IP6_B.
 
@@ -16,41 +23,93 @@ IP6_A=fd77::1
 IP6_B=fd77::2
 NSIM_BUS=/sys/bus/netdevsim
 
-topo_up() {
-	local base=${1:-100} id_a id_b dev fd_a fd_b idx_a idx_b
-	id_a=$base
-	id_b=$((base + 1))
-	topo_down "$base"
-	ip netns add $NS_A && ip netns add $NS_B || return 1
-	for id in $id_a $id_b; do
-		echo "$id 1" >$NSIM_BUS/new_device || return 1
-	done
+# topo_port ID NS: create netdevsim device ID with one port, move the port
+# into NS, print its name.
+topo_port() {
+	local dev
+	echo "$1 1" >$NSIM_BUS/new_device || return 1
 	udevadm settle 2>/dev/null
-	# New ports appear in the init netns; move each into its namespace.
-	DEV_A=$(ls /sys/bus/netdevsim/devices/netdevsim$id_a/net/)
-	DEV_B=$(ls /sys/bus/netdevsim/devices/netdevsim$id_b/net/)
-	[ -n "$DEV_A" ] && [ -n "$DEV_B" ] || { echo "# topo: netdevsim ports missing" >&2; return 1; }
-	ip link set "$DEV_A" netns $NS_A && ip link set "$DEV_B" netns $NS_B || return 1
+	# New ports appear in the init netns.
+	dev=$(ls $NSIM_BUS/devices/netdevsim"$1"/net/)
+	[ -n "$dev" ] || { echo "# topo: netdevsim port of device $1 missing" >&2; return 1; }
+	ip link set "$dev" netns "$2" || return 1
+	echo "$dev"
+}
 
+# topo_link: link DEV_A and DEV_B.
+topo_link() {
+	local fd_a fd_b idx_a idx_b rc
 	exec {fd_a}</run/netns/$NS_A {fd_b}</run/netns/$NS_B
 	idx_a=$(ip netns exec $NS_A cat /sys/class/net/"$DEV_A"/ifindex)
 	idx_b=$(ip netns exec $NS_B cat /sys/class/net/"$DEV_B"/ifindex)
 	echo "$fd_a:$idx_a $fd_b:$idx_b" >$NSIM_BUS/link_device
-	local rc=$?
+	rc=$?
 	exec {fd_a}<&- {fd_b}<&-
-	[ $rc = 0 ] || { echo "# topo: link_device failed" >&2; return 1; }
+	[ $rc = 0 ] || echo "# topo: link_device failed" >&2
+	return $rc
+}
 
-	ip -n $NS_A addr add $IP4_A/24 dev "$DEV_A" &&
-	ip -n $NS_B addr add $IP4_B/24 dev "$DEV_B" &&
-	ip -n $NS_A addr add $IP6_A/64 dev "$DEV_A" nodad &&
-	ip -n $NS_B addr add $IP6_B/64 dev "$DEV_B" nodad &&
-	ip -n $NS_A link set "$DEV_A" up && ip -n $NS_B link set "$DEV_B" up &&
+# topo_addr NS DEV IP4 IP6: addresses on DEV, DEV up.
+topo_addr() {
+	ip netns exec "$1" sysctl -qw net.ipv6.conf."$2".keep_addr_on_down=1 &&
+	ip -n "$1" addr add "$3"/24 dev "$2" &&
+	ip -n "$1" addr add "$4"/64 dev "$2" nodad &&
+	ip -n "$1" link set "$2" up
+}
+
+topo_up() {
+	local base=${1:-100}
+	topo_down "$base"
+	ip netns add $NS_A && ip netns add $NS_B || return 1
+	DEV_A=$(topo_port "$base" $NS_A) && DEV_B=$(topo_port $((base + 1)) $NS_B) &&
+	topo_link &&
+	topo_addr $NS_A "$DEV_A" $IP4_A $IP6_A && topo_addr $NS_B "$DEV_B" $IP4_B $IP6_B &&
 	ip -n $NS_A link set lo up && ip -n $NS_B link set lo up
+}
+
+# topo_find: set DEV_A and DEV_B from the namespaces (in a new shell).
+topo_find() {
+	DEV_A=$(topo_ether $NS_A)
+	DEV_B=$(topo_ether $NS_B)
+}
+
+# topo_ether NS: the name of the Ethernet device in NS (lo and sit0 are not).
+topo_ether() {
+	ip -n "$1" -o link show | awk -F': ' '/link\/ether/ { sub(/@.*/, "", $2); print $2; exit }'
+}
+
+topo_tls_offload() {
+	local ns dev
+	for ns in $NS_A:"$DEV_A" $NS_B:"$DEV_B"; do
+		dev=${ns#*:} ns=${ns%%:*}
+		ip netns exec "$ns" ethtool -K "$dev" tls-hw-tx-offload on tls-hw-rx-offload on >/dev/null &&
+		[ "$(ip netns exec "$ns" ethtool -k "$dev" | grep -c 'tls-hw-[rt]x-offload: on')" = 2 ] ||
+			{ echo "# topo: TLS offload not on for $dev" >&2; return 1; }
+	done
+}
+
+# topo_lossy NS DEV: 5% loss on DEV's egress, 25% of what arrives on DEV
+# reordered. netem cannot delay (or so reorder) on an offloading port's
+# egress: the kernel orphans delayed skbs, and one the device must encrypt
+# is dropped without its socket. So the reordering is done at the
+# receiver's ingress, through an ifb; the loss alone needs no delay.
+topo_lossy() {
+	local ifb=ifb-${2:0:10}
+	tc -n "$1" qdisc add dev "$2" root netem loss 5% &&
+	ip -n "$1" link add "$ifb" type ifb && ip -n "$1" link set "$ifb" up &&
+	tc -n "$1" qdisc add dev "$ifb" root netem delay 1ms reorder 75% 50% &&
+	tc -n "$1" qdisc add dev "$2" clsact &&
+	tc -n "$1" filter add dev "$2" ingress matchall action mirred egress redirect dev "$ifb"
+}
+
+topo_replace_a() {
+	echo "$1" >$NSIM_BUS/del_device || return 1
+	DEV_A=$(topo_port "$2" $NS_A) && topo_link && topo_addr $NS_A "$DEV_A" $IP4_A $IP6_A
 }
 
 topo_down() {
 	local base=${1:-100} id
-	for id in $base $((base + 1)); do
+	for id in $base $((base + 1)) $((base + 2)); do
 		[ -e $NSIM_BUS/devices/netdevsim$id ] && echo "$id" >$NSIM_BUS/del_device
 	done
 	ip netns del $NS_A 2>/dev/null

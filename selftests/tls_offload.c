@@ -1,0 +1,697 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kTLS device offload through the simulated NIC (netdevsim's TLS offload),
+ * on the two-namespace topology of selftests/lib/topo.sh: netdevsim device
+ * 200's port in netns tls-a, 201's in tls-b, linked.
+ *
+ * The device encrypts and decrypts with its own copy of the key, so these
+ * tests check bytes, not code paths: what the device put on the wire is
+ * decrypted by OpenSSL's libcrypto on a plain TCP peer, and bulk transfers
+ * between two offloaded ends are checked byte by byte, with the device's
+ * counters (debugfs) proving the records went through it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <libgen.h>
+#include <linux/tls.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <openssl/evp.h>
+
+#include "kselftest_harness.h"
+#include "ktls.h"
+
+#define NSIM_A		200	/* netdevsim device of tls-a; 202 replaces it */
+#define NSIM_B		201
+#define PORT		7400
+#define CHUNK		65536	/* whole 16 KiB records per send */
+#define MAX_RECORD	(5 + 16384 + 256)
+
+/* ------------------------------------------------------------ keys */
+
+struct tls_key {
+	union {
+		struct tls_crypto_info info;
+		struct tls12_crypto_info_aes_gcm_128 g128;
+		struct tls12_crypto_info_aes_gcm_256 g256;
+	};
+	socklen_t len;
+};
+
+/* Key material derived from @seed; the record sequence starts high, so
+ * that nonces that ignore it show up.
+ */
+static void key_init(struct tls_key *k, __u16 version, __u16 cipher,
+		     unsigned int seed)
+{
+	memset(k, 0, sizeof(*k));
+	k->info.version = version;
+	k->info.cipher_type = cipher;
+	if (cipher == TLS_CIPHER_AES_GCM_128) {
+		memset(k->g128.key, seed * 7 + 1, sizeof(k->g128.key));
+		memset(k->g128.iv, seed, sizeof(k->g128.iv));
+		memset(k->g128.salt, ~seed, sizeof(k->g128.salt));
+		k->g128.rec_seq[0] = seed;
+		k->len = sizeof(k->g128);
+	} else {
+		memset(k->g256.key, seed * 7 + 1, sizeof(k->g256.key));
+		memset(k->g256.iv, seed, sizeof(k->g256.iv));
+		memset(k->g256.salt, ~seed, sizeof(k->g256.salt));
+		k->g256.rec_seq[0] = seed;
+		k->len = sizeof(k->g256);
+	}
+}
+
+static void key_parts(const struct tls_key *k, const unsigned char **key,
+		      int *key_len, const unsigned char **salt,
+		      const unsigned char **iv, unsigned long long *rec_seq)
+{
+	const unsigned char *seq;
+	int i;
+
+	if (k->info.cipher_type == TLS_CIPHER_AES_GCM_128) {
+		*key = k->g128.key;
+		*key_len = sizeof(k->g128.key);
+		*salt = k->g128.salt;
+		*iv = k->g128.iv;
+		seq = k->g128.rec_seq;
+	} else {
+		*key = k->g256.key;
+		*key_len = sizeof(k->g256.key);
+		*salt = k->g256.salt;
+		*iv = k->g256.iv;
+		seq = k->g256.rec_seq;
+	}
+	for (*rec_seq = 0, i = 0; i < 8; i++)
+		*rec_seq = *rec_seq << 8 | seq[i];
+}
+
+/* ------------------------------------------------------------ topology */
+
+/* Run shell commands in the initial netns (whichever this thread is in)
+ * with selftests/lib/topo.sh sourced and DEV_A, DEV_B set when the
+ * namespaces exist.
+ */
+static int topo(const char *fmt, ...)
+{
+	char exe[PATH_MAX], cmd[1024];
+	ssize_t n;
+	va_list ap;
+
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		return -1;
+	exe[n] = 0;
+	/* build/selftests/tls_offload -> selftests/lib/topo.sh */
+	n = snprintf(cmd, sizeof(cmd),
+		     "nsenter -t 1 -n bash -c '. %s/../../selftests/lib/topo.sh; topo_find 2>/dev/null; ",
+		     dirname(exe));
+	va_start(ap, fmt);
+	n += vsnprintf(cmd + n, sizeof(cmd) - n, fmt, ap);
+	va_end(ap);
+	snprintf(cmd + n, sizeof(cmd) - n, "'");
+	return system(cmd);
+}
+
+static int in_netns(const char *name)
+{
+	char path[64];
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	rc = setns(fd, CLONE_NEWNET);
+	close(fd);
+	return rc;
+}
+
+/* A /proc/net/tls_stat counter of a netns. */
+static long ns_stat(const char *ns, const char *name)
+{
+	return in_netns(ns) ? -1 : tls_stat(name);
+}
+
+static const char *dev_path(int id, const char *file)
+{
+	static char path[128];
+
+	snprintf(path, sizeof(path),
+		 "/sys/kernel/debug/netdevsim/netdevsim%d/ports/0/tls/%s",
+		 id, file);
+	return path;
+}
+
+/* A counter of the simulated device (its debugfs "stats"). */
+static long long dev_stat(int id, const char *name)
+{
+	long long val, found = -1;
+	char key[64];
+	FILE *f = fopen(dev_path(id, "stats"), "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", key, &val) == 2)
+		if (!strcmp(key, name))
+			found = val;
+	fclose(f);
+	return found;
+}
+
+static int dev_knob(int id, const char *knob, unsigned int val)
+{
+	FILE *f = fopen(dev_path(id, knob), "w");
+	int rc;
+
+	if (!f)
+		return -1;
+	rc = fprintf(f, "%u\n", val) < 0;
+	return fclose(f) || rc ? -1 : 0;
+}
+
+/* ------------------------------------------------------------ sockets */
+
+static int connect_pair(int family, int *a, int *b)
+{
+	struct sockaddr_storage ss = {};
+	struct sockaddr_in *sin = (void *)&ss;
+	struct sockaddr_in6 *sin6 = (void *)&ss;
+	socklen_t len;
+	int lfd, one = 1;
+
+	if (family == AF_INET) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(PORT);
+		inet_pton(AF_INET, "10.77.0.2", &sin->sin_addr);
+		len = sizeof(*sin);
+	} else {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(PORT);
+		inet_pton(AF_INET6, "fd77::2", &sin6->sin6_addr);
+		len = sizeof(*sin6);
+	}
+	if (in_netns("tls-b"))
+		return -1;
+	lfd = socket(family, SOCK_STREAM, 0);
+	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(lfd, (void *)&ss, len) || listen(lfd, 1))
+		return -1;
+	if (in_netns("tls-a"))
+		return -1;
+	*a = socket(family, SOCK_STREAM, 0);
+	if (*a < 0 || connect(*a, (void *)&ss, len))
+		return -1;
+	*b = accept(lfd, NULL, NULL);
+	close(lfd);
+	return *b < 0 ? -1 : 0;
+}
+
+static int tls_ulp(int fd)
+{
+	return setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"));
+}
+
+static int tls_key_set(int fd, int dir, const struct tls_key *k)
+{
+	return setsockopt(fd, SOL_TLS, dir, &k->info, k->len);
+}
+
+/* ------------------------------------------------------------ streams */
+
+struct xfer {
+	int fd;
+	unsigned int salt;
+	unsigned long long bytes;	/* to send; sent / checked */
+	unsigned long long done;	/* progress, for the main thread */
+	int control;			/* sender: a handshake record too */
+	const char *err;
+};
+
+static void *xfer_send(void *arg)
+{
+	struct xfer *x = arg;
+	static __thread unsigned char buf[CHUNK];
+	unsigned long long off = 0;
+	size_t len, i;
+
+	while (off < x->bytes) {
+		len = x->bytes - off < CHUNK ? x->bytes - off : CHUNK;
+		for (i = 0; i < len; i++)
+			buf[i] = stream_byte(off + i, x->salt);
+		if (send(x->fd, buf, len, 0) != (ssize_t)len) {
+			x->err = "send";
+			return NULL;
+		}
+		off += len;
+		__atomic_store_n(&x->done, off, __ATOMIC_RELAXED);
+		if (x->control && off == CHUNK &&
+		    send_record(x->fd, TLS_RECORD_HANDSHAKE, key_update_msg,
+				sizeof(key_update_msg)) != sizeof(key_update_msg)) {
+			x->err = "send control record";
+			return NULL;
+		}
+	}
+	shutdown(x->fd, SHUT_WR);
+	return NULL;
+}
+
+/* kTLS receiver: every byte checked against the stream. */
+static void *xfer_recv(void *arg)
+{
+	struct xfer *x = arg;
+	static __thread unsigned char buf[CHUNK];
+	unsigned long long off = 0;
+	ssize_t n, i;
+
+	while ((n = recv(x->fd, buf, sizeof(buf), 0)) > 0) {
+		for (i = 0; i < n; i++)
+			if (buf[i] != stream_byte(off + i, x->salt)) {
+				x->err = "corrupt byte";
+				return NULL;
+			}
+		off += n;
+		__atomic_store_n(&x->done, off, __ATOMIC_RELAXED);
+	}
+	if (n < 0)
+		x->err = strerror(errno);
+	x->bytes = off;
+	return NULL;
+}
+
+static int read_full(int fd, unsigned char *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		n = recv(fd, buf + got, len - got, 0);
+		if (n <= 0)
+			return n == 0 && !got ? 1 : -1;
+		got += n;
+	}
+	return 0;
+}
+
+/* A plain TCP peer: reads the records as they came off the wire and opens
+ * them with libcrypto, an implementation independent of the kernel's.
+ */
+struct wire {
+	struct xfer x;
+	const struct tls_key *key;
+	unsigned long records;
+	unsigned long control_records;
+};
+
+static int wire_open(EVP_CIPHER_CTX *ctx, const struct tls_key *k,
+		     unsigned long long sn, unsigned char *rec, int len,
+		     unsigned char *out, int *out_len, unsigned char *type)
+{
+	const unsigned char *key, *salt, *iv;
+	unsigned char nonce[12], aad[13];
+	unsigned long long seq0;
+	int key_len, aad_len, ct_off, ct_len, n, i;
+
+	key_parts(k, &key, &key_len, &salt, &iv, &seq0);
+	memcpy(nonce, salt, 4);
+	if (k->info.version == TLS_1_3_VERSION) {
+		memcpy(nonce + 4, iv, 8);
+		for (i = 0; i < 8; i++)
+			nonce[4 + i] ^= sn >> (56 - 8 * i);
+		memcpy(aad, rec, 5);
+		aad_len = 5;
+		ct_off = 5;
+	} else {
+		memcpy(nonce + 4, rec + 5, 8);
+		ct_off = 13;
+	}
+	ct_len = 5 + len - ct_off - 16;
+	if (ct_len < 0)
+		return -1;
+	if (k->info.version != TLS_1_3_VERSION) {
+		for (i = 0; i < 8; i++)
+			aad[i] = sn >> (56 - 8 * i);
+		memcpy(aad + 8, rec, 3);
+		aad[11] = ct_len >> 8;
+		aad[12] = ct_len;
+		aad_len = 13;
+	}
+
+	if (!EVP_DecryptInit_ex(ctx, key_len == 16 ? EVP_aes_128_gcm() :
+						     EVP_aes_256_gcm(),
+				NULL, NULL, NULL) ||
+	    !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) ||
+	    !EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) ||
+	    !EVP_DecryptUpdate(ctx, NULL, &n, aad, aad_len) ||
+	    !EVP_DecryptUpdate(ctx, out, &n, rec + ct_off, ct_len) ||
+	    !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16,
+				 rec + 5 + len - 16) ||
+	    EVP_DecryptFinal_ex(ctx, out + n, &n) <= 0)
+		return -1;
+
+	*type = rec[0];
+	if (k->info.version == TLS_1_3_VERSION) {
+		/* inner plaintext: content, type, zero padding */
+		while (ct_len > 0 && !out[ct_len - 1])
+			ct_len--;
+		if (!ct_len)
+			return -1;
+		*type = out[--ct_len];
+	}
+	*out_len = ct_len;
+	return 0;
+}
+
+static void *wire_recv(void *arg)
+{
+	struct wire *w = arg;
+	static __thread unsigned char rec[MAX_RECORD], pt[MAX_RECORD];
+	const unsigned char *key, *salt, *iv;
+	unsigned long long sn, off = 0;
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	unsigned char type;
+	int key_len, len, n, i, rc;
+
+	key_parts(w->key, &key, &key_len, &salt, &iv, &sn);
+	for (;; sn++) {
+		rc = read_full(w->x.fd, rec, 5);
+		if (rc == 1)
+			break;
+		len = rec[3] << 8 | rec[4];
+		if (rc || len > MAX_RECORD - 5 || read_full(w->x.fd, rec + 5, len)) {
+			w->x.err = "truncated record";
+			break;
+		}
+		if (wire_open(ctx, w->key, sn, rec, len, pt, &n, &type)) {
+			w->x.err = "record does not authenticate";
+			break;
+		}
+		w->records++;
+		if (type == TLS_RECORD_HANDSHAKE) {
+			if (n != sizeof(key_update_msg) ||
+			    memcmp(pt, key_update_msg, n)) {
+				w->x.err = "wrong control record";
+				break;
+			}
+			w->control_records++;
+			continue;
+		}
+		if (type != TLS_RECORD_DATA) {
+			w->x.err = "unexpected record type";
+			break;
+		}
+		for (i = 0; i < n; i++)
+			if (pt[i] != stream_byte(off + i, w->x.salt)) {
+				w->x.err = "corrupt byte";
+				goto out;
+			}
+		off += n;
+		__atomic_store_n(&w->x.done, off, __ATOMIC_RELAXED);
+	}
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	w->x.bytes = off;
+	return NULL;
+}
+
+/* ------------------------------------------------------------ fixture */
+
+FIXTURE(offload) {
+	int a, b;		/* the connection's ends in tls-a, tls-b */
+	struct tls_key key_ab, key_ba;
+};
+
+FIXTURE_VARIANT(offload) {
+	int family;
+	__u16 version;
+	__u16 cipher;
+	unsigned int mib;	/* bulk size each way */
+};
+
+FIXTURE_VARIANT_ADD(offload, ip4_tls13_gcm128) {
+	.family = AF_INET, .version = TLS_1_3_VERSION,
+	.cipher = TLS_CIPHER_AES_GCM_128, .mib = 64,
+};
+
+FIXTURE_VARIANT_ADD(offload, ip4_tls13_gcm256) {
+	.family = AF_INET, .version = TLS_1_3_VERSION,
+	.cipher = TLS_CIPHER_AES_GCM_256, .mib = 64,
+};
+
+FIXTURE_VARIANT_ADD(offload, ip6_tls13_gcm128) {
+	.family = AF_INET6, .version = TLS_1_3_VERSION,
+	.cipher = TLS_CIPHER_AES_GCM_128, .mib = 8,
+};
+
+FIXTURE_VARIANT_ADD(offload, ip4_tls12_gcm128) {
+	.family = AF_INET, .version = TLS_1_2_VERSION,
+	.cipher = TLS_CIPHER_AES_GCM_128, .mib = 8,
+};
+
+FIXTURE_VARIANT_ADD(offload, ip6_tls12_gcm256) {
+	.family = AF_INET6, .version = TLS_1_2_VERSION,
+	.cipher = TLS_CIPHER_AES_GCM_256, .mib = 8,
+};
+
+FIXTURE_SETUP(offload)
+{
+	ASSERT_EQ(topo("topo_up %d && topo_tls_offload", NSIM_A), 0);
+	ASSERT_EQ(connect_pair(variant->family, &self->a, &self->b), 0);
+	ASSERT_EQ(tls_ulp(self->a), 0);
+	ASSERT_EQ(tls_ulp(self->b), 0);
+	key_init(&self->key_ab, variant->version, variant->cipher, 1);
+	key_init(&self->key_ba, variant->version, variant->cipher, 2);
+}
+
+FIXTURE_TEARDOWN(offload)
+{
+	close(self->a);
+	close(self->b);
+	topo("topo_down %d", NSIM_A);
+}
+
+/* Both ends offloaded in both directions. */
+static void offload_both(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(offload) *self)
+{
+	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &self->key_ab), 0);
+	ASSERT_EQ(tls_key_set(self->b, TLS_RX, &self->key_ab), 0);
+	ASSERT_EQ(tls_key_set(self->b, TLS_TX, &self->key_ba), 0);
+	ASSERT_EQ(tls_key_set(self->a, TLS_RX, &self->key_ba), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRxDevice"), 1);
+	EXPECT_EQ(ns_stat("tls-b", "TlsCurrTxDevice"), 1);
+	EXPECT_EQ(ns_stat("tls-b", "TlsCurrRxDevice"), 1);
+}
+
+/* Move @bytes each way at once; if @midway is given, run it when a third
+ * of the data has arrived both ways. Every byte is checked.
+ */
+static void both_ways(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(offload) *self, unsigned long long bytes,
+		      const char *midway)
+{
+	struct xfer tx[2] = { { .fd = self->a, .salt = 1, .bytes = bytes },
+			      { .fd = self->b, .salt = 2, .bytes = bytes } };
+	struct xfer rx[2] = { { .fd = self->b, .salt = 1 },
+			      { .fd = self->a, .salt = 2 } };
+	pthread_t th[4];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(pthread_create(&th[2 * i], NULL, xfer_send, &tx[i]), 0);
+		ASSERT_EQ(pthread_create(&th[2 * i + 1], NULL, xfer_recv, &rx[i]), 0);
+	}
+	if (midway) {
+		while (__atomic_load_n(&rx[0].done, __ATOMIC_RELAXED) < bytes / 3 ||
+		       __atomic_load_n(&rx[1].done, __ATOMIC_RELAXED) < bytes / 3)
+			usleep(10000);
+		EXPECT_EQ(topo("%s", midway), 0);
+	}
+	for (i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(tx[i].err, NULL) TH_LOG("sender %d: %s", i, tx[i].err);
+		EXPECT_EQ(rx[i].err, NULL) TH_LOG("receiver %d: %s", i, rx[i].err);
+		EXPECT_EQ(rx[i].bytes, bytes);
+	}
+}
+
+struct dev_counts {
+	long long tx_records, rx_records, rx_records_skipped;
+};
+
+static struct dev_counts dev_counts(int id)
+{
+	return (struct dev_counts){
+		.tx_records = dev_stat(id, "tx_records"),
+		.rx_records = dev_stat(id, "rx_records"),
+		.rx_records_skipped = dev_stat(id, "rx_records_skipped"),
+	};
+}
+
+/* Offload both ways on both ends: every record each end sent was sealed by
+ * its device, and most records each end received were opened by its device.
+ */
+TEST_F_TIMEOUT(offload, bulk_both_ways, 600)
+{
+	unsigned long long bytes = variant->mib << 20;
+	long long records = bytes / 16384;
+	struct dev_counts a0 = dev_counts(NSIM_A), b0 = dev_counts(NSIM_B);
+	struct dev_counts a, b;
+
+	offload_both(_metadata, self);
+	both_ways(_metadata, self, bytes, NULL);
+
+	a = dev_counts(NSIM_A);
+	b = dev_counts(NSIM_B);
+	EXPECT_GE(a.tx_records - a0.tx_records, records);
+	EXPECT_GE(b.tx_records - b0.tx_records, records);
+	EXPECT_GE((a.rx_records - a0.rx_records) * 10, records * 9);
+	EXPECT_GE((b.rx_records - b0.rx_records) * 10, records * 9);
+	TH_LOG("%llu MiB each way; records sealed a %lld b %lld, opened by the device a %lld b %lld (left to SW a %lld b %lld) of %lld",
+	       bytes >> 20, a.tx_records - a0.tx_records,
+	       b.tx_records - b0.tx_records, a.rx_records - a0.rx_records,
+	       b.rx_records - b0.rx_records,
+	       a.rx_records_skipped - a0.rx_records_skipped,
+	       b.rx_records_skipped - b0.rx_records_skipped, records);
+	EXPECT_EQ(ns_stat("tls-a", "TlsDecryptError"), 0);
+	EXPECT_EQ(ns_stat("tls-b", "TlsDecryptError"), 0);
+}
+
+/* What a's device sends is what libcrypto decrypts on b, a plain TCP end:
+ * right key, nonces, AAD and (TLS 1.3) inner content types.
+ */
+static void wire_check(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(offload) *self, unsigned long long bytes)
+{
+	struct xfer tx = { .fd = self->a, .salt = 3, .bytes = bytes,
+			   .control = 1 };
+	struct wire w = { .x = { .fd = self->b, .salt = 3 },
+			  .key = &self->key_ab };
+	long long sealed = dev_stat(NSIM_A, "tx_records");
+	pthread_t th[2];
+
+	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &self->key_ab), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), 1);
+	ASSERT_EQ(pthread_create(&th[0], NULL, xfer_send, &tx), 0);
+	ASSERT_EQ(pthread_create(&th[1], NULL, wire_recv, &w), 0);
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	EXPECT_EQ(tx.err, NULL) TH_LOG("sender: %s", tx.err);
+	EXPECT_EQ(w.x.err, NULL) TH_LOG("wire: %s after %lu records",
+				       w.x.err, w.records);
+	EXPECT_EQ(w.x.bytes, bytes);
+	EXPECT_EQ(w.control_records, 1);
+	EXPECT_GE(dev_stat(NSIM_A, "tx_records") - sealed, (long long)w.records);
+	TH_LOG("%lu records decrypted by libcrypto", w.records);
+}
+
+TEST_F_TIMEOUT(offload, wire_decrypts_with_libcrypto, 300)
+{
+	wire_check(_metadata, self, (unsigned long long)variant->mib << 18);
+}
+
+/* Loss and reordering on the link (topo_lossy): a's device re-encrypts
+ * retransmissions right.
+ */
+TEST_F_TIMEOUT(offload, wire_decrypts_with_libcrypto_lossy, 300)
+{
+	ASSERT_EQ(topo("topo_lossy $NS_A $DEV_A && topo_lossy $NS_B $DEV_B"), 0);
+	wire_check(_metadata, self, (unsigned long long)variant->mib << 17);
+}
+
+/* Loss and reordering both ways with offload on both ends: the RX device
+ * loses track, resyncs with the core's help, and nothing is lost.
+ */
+TEST_F_TIMEOUT(offload, bulk_both_ways_lossy, 600)
+{
+	long long resyncs = dev_stat(NSIM_B, "rx_resyncs");
+
+	ASSERT_EQ(topo("topo_lossy $NS_A $DEV_A && topo_lossy $NS_B $DEV_B"), 0);
+	offload_both(_metadata, self);
+	both_ways(_metadata, self, (unsigned long long)variant->mib << 17, NULL);
+	EXPECT_GT(dev_stat(NSIM_B, "rx_resyncs") - resyncs, 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsDecryptError"), 0);
+	EXPECT_EQ(ns_stat("tls-b", "TlsDecryptError"), 0);
+}
+
+/* The device encrypts with its own copy of the key: give it a wrong one
+ * (test knob) and the peer cannot authenticate what it sends.
+ */
+TEST_F(offload, device_uses_its_own_key)
+{
+	struct xfer tx = { .fd = self->a, .salt = 4, .bytes = CHUNK };
+	struct wire w = { .x = { .fd = self->b, .salt = 4 },
+			  .key = &self->key_ab };
+
+	ASSERT_EQ(dev_knob(NSIM_A, "corrupt_next_key", 1), 0);
+	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &self->key_ab), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), 1);
+	xfer_send(&tx);
+	ASSERT_EQ(tx.err, NULL);
+	wire_recv(&w);
+	EXPECT_STREQ(w.x.err, "record does not authenticate");
+	EXPECT_EQ(w.records, 0);
+}
+
+/* A failing tls_dev_add (test knob) leaves the connection in SW, as with
+ * any driver, and the data flows.
+ */
+TEST_F_TIMEOUT(offload, dev_add_failure_falls_back_to_sw, 300)
+{
+	long long failures = dev_stat(NSIM_A, "add_failures");
+
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_errno", ENOSPC), 0);
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 2), 0);
+	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &self->key_ab), 0);
+	ASSERT_EQ(tls_key_set(self->a, TLS_RX, &self->key_ba), 0);
+	ASSERT_EQ(tls_key_set(self->b, TLS_TX, &self->key_ba), 0);
+	ASSERT_EQ(tls_key_set(self->b, TLS_RX, &self->key_ab), 0);
+	EXPECT_EQ(dev_stat(NSIM_A, "add_failures") - failures, 2);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxSw"), 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRxSw"), 1);
+	EXPECT_EQ(ns_stat("tls-b", "TlsCurrTxDevice"), 1);
+	both_ways(_metadata, self, (unsigned long long)variant->mib << 17, NULL);
+}
+
+/* The link goes down and up mid-transfer: tls_device_down takes the
+ * connection off the device, it goes on in SW, nothing is lost.
+ */
+TEST_F_TIMEOUT(offload, link_down_mid_transfer, 300)
+{
+	long long dels = dev_stat(NSIM_A, "dels");
+
+	offload_both(_metadata, self);
+	both_ways(_metadata, self, (unsigned long long)variant->mib << 17,
+		  "ip -n $NS_A link set $DEV_A down && ip -n $NS_A link set $DEV_A up");
+	EXPECT_EQ(dev_stat(NSIM_A, "dels") - dels, 2);
+}
+
+/* a's netdevsim port is deleted mid-transfer and replaced by a new one:
+ * the connection leaves the deleted device, continues in SW over the new
+ * port, nothing is lost.
+ */
+TEST_F_TIMEOUT(offload, port_deleted_mid_transfer, 300)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "topo_replace_a %d %d", NSIM_A, NSIM_A + 2);
+	offload_both(_metadata, self);
+	both_ways(_metadata, self, (unsigned long long)variant->mib << 17, cmd);
+}
+
+TEST_HARNESS_MAIN
