@@ -9,7 +9,8 @@
 #   topo_down [ID]   delete the devices and namespaces (idempotent)
 #   topo_find        set DEV_A and DEV_B of the namespaces made earlier
 #   topo_tls_offload switch TLS TX and RX offload on on both ports
-#   topo_lossy NS DEV   loss on DEV's egress, reordering on its ingress
+#   topo_lossy NS DEV [reorder]   loss on DEV's egress, reordering on its
+#                    ingress
 #   topo_replace_a OLD NEW   delete a's device OLD, give a a new one (device
 #                    NEW) with the same addresses, linked to b's port
 #
@@ -88,14 +89,17 @@ topo_tls_offload() {
 	done
 }
 
-# topo_lossy NS DEV: 5% loss on DEV's egress, 25% of what arrives on DEV
-# reordered. netem cannot delay (or so reorder) on an offloading port's
-# egress: the kernel orphans delayed skbs, and one the device must encrypt
-# is dropped without its socket. So the reordering is done at the
-# receiver's ingress, through an ifb; the loss alone needs no delay.
+# topo_lossy NS DEV [reorder]: 5% loss on DEV's egress; with "reorder",
+# also 25% of what arrives on DEV reordered.
+# netem cannot delay (so reorder) on an offloading port's egress: the kernel
+# orphans delayed skbs, and one that the device must encrypt is then dropped
+# for having no socket. So reordering is done at the receiver's ingress,
+# through an ifb, which only works when the receiver does not offload RX:
+# an skb its device decrypted is dropped on the ifb's egress the same way.
 topo_lossy() {
 	local ifb=ifb-${2:0:10}
-	tc -n "$1" qdisc add dev "$2" root netem loss 5% &&
+	tc -n "$1" qdisc add dev "$2" root netem loss 5% || return 1
+	[ "${3:-}" = reorder ] || return 0
 	ip -n "$1" link add "$ifb" type ifb && ip -n "$1" link set "$ifb" up &&
 	tc -n "$1" qdisc add dev "$ifb" root netem delay 1ms reorder 75% 50% &&
 	tc -n "$1" qdisc add dev "$2" clsact &&
