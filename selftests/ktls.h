@@ -20,20 +20,28 @@
 /* KeyUpdate(update_not_requested): type, 24-bit length 1, request_update 0 */
 static const unsigned char key_update_msg[] = { TLS_HS_KEY_UPDATE, 0, 0, 1, 0 };
 
-/* A counter of /proc/net/tls_stat in the caller's netns; -1 if missing. */
-static inline long tls_stat(const char *name)
+/* The value of @name in a file of "name value" lines (it stops at the
+ * first other line); -1 if missing.
+ */
+static inline long long file_stat(const char *path, const char *name)
 {
+	long long val, found = -1;
 	char key[64];
-	long val, found = -1;
-	FILE *f = fopen("/proc/net/tls_stat", "r");
+	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return -1;
-	while (fscanf(f, "%63s %ld", key, &val) == 2)
+	while (fscanf(f, "%63s %lld", key, &val) == 2)
 		if (!strcmp(key, name))
 			found = val;
 	fclose(f);
 	return found;
+}
+
+/* A counter of /proc/net/tls_stat in the caller's netns; -1 if missing. */
+static inline long tls_stat(const char *name)
+{
+	return file_stat("/proc/net/tls_stat", name);
 }
 
 static inline ssize_t send_record(int fd, unsigned char type,

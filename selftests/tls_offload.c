@@ -159,17 +159,7 @@ static const char *dev_path(int id, const char *file)
 /* A counter of the simulated device (its debugfs "stats"). */
 static long long dev_stat(int id, const char *name)
 {
-	long long val, found = -1;
-	char key[64];
-	FILE *f = fopen(dev_path(id, "stats"), "r");
-
-	if (!f)
-		return -1;
-	while (fscanf(f, "%63s %lld", key, &val) == 2)
-		if (!strcmp(key, name))
-			found = val;
-	fclose(f);
-	return found;
+	return file_stat(dev_path(id, "stats"), name);
 }
 
 static int dev_knob(int id, const char *knob, unsigned int val)
