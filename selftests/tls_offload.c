@@ -51,52 +51,53 @@ struct tls_key {
 	socklen_t len;
 };
 
+/* Where the key, salt, IV and record sequence of @k's cipher are. */
+static int key_fields(struct tls_key *k, unsigned char **key,
+		      unsigned char **salt, unsigned char **iv,
+		      unsigned char **seq)
+{
+	if (k->info.cipher_type == TLS_CIPHER_AES_GCM_128) {
+		*key = k->g128.key, *salt = k->g128.salt;
+		*iv = k->g128.iv, *seq = k->g128.rec_seq;
+		return sizeof(k->g128.key);
+	}
+	*key = k->g256.key, *salt = k->g256.salt;
+	*iv = k->g256.iv, *seq = k->g256.rec_seq;
+	return sizeof(k->g256.key);
+}
+
 /* Key material derived from @seed; the record sequence starts high, so
  * that nonces that ignore it show up.
  */
 static void key_init(struct tls_key *k, __u16 version, __u16 cipher,
 		     unsigned int seed)
 {
+	unsigned char *key, *salt, *iv, *seq;
+	int key_len;
+
 	memset(k, 0, sizeof(*k));
 	k->info.version = version;
 	k->info.cipher_type = cipher;
-	if (cipher == TLS_CIPHER_AES_GCM_128) {
-		memset(k->g128.key, seed * 7 + 1, sizeof(k->g128.key));
-		memset(k->g128.iv, seed, sizeof(k->g128.iv));
-		memset(k->g128.salt, ~seed, sizeof(k->g128.salt));
-		k->g128.rec_seq[0] = seed;
-		k->len = sizeof(k->g128);
-	} else {
-		memset(k->g256.key, seed * 7 + 1, sizeof(k->g256.key));
-		memset(k->g256.iv, seed, sizeof(k->g256.iv));
-		memset(k->g256.salt, ~seed, sizeof(k->g256.salt));
-		k->g256.rec_seq[0] = seed;
-		k->len = sizeof(k->g256);
-	}
+	k->len = cipher == TLS_CIPHER_AES_GCM_128 ? sizeof(k->g128) :
+						    sizeof(k->g256);
+	key_len = key_fields(k, &key, &salt, &iv, &seq);
+	memset(key, seed * 7 + 1, key_len);
+	memset(iv, seed, 8);
+	memset(salt, ~seed, 4);
+	seq[0] = seed;
 }
 
-static void key_parts(const struct tls_key *k, const unsigned char **key,
-		      int *key_len, const unsigned char **salt,
-		      const unsigned char **iv, unsigned long long *rec_seq)
+/* The first record number of @k. */
+static unsigned long long key_rec_seq(struct tls_key *k)
 {
-	const unsigned char *seq;
+	unsigned char *key, *salt, *iv, *seq;
+	unsigned long long sn = 0;
 	int i;
 
-	if (k->info.cipher_type == TLS_CIPHER_AES_GCM_128) {
-		*key = k->g128.key;
-		*key_len = sizeof(k->g128.key);
-		*salt = k->g128.salt;
-		*iv = k->g128.iv;
-		seq = k->g128.rec_seq;
-	} else {
-		*key = k->g256.key;
-		*key_len = sizeof(k->g256.key);
-		*salt = k->g256.salt;
-		*iv = k->g256.iv;
-		seq = k->g256.rec_seq;
-	}
-	for (*rec_seq = 0, i = 0; i < 8; i++)
-		*rec_seq = *rec_seq << 8 | seq[i];
+	key_fields(k, &key, &salt, &iv, &seq);
+	for (i = 0; i < 8; i++)
+		sn = sn << 8 | seq[i];
+	return sn;
 }
 
 /* ------------------------------------------------------------ topology */
@@ -301,21 +302,19 @@ static int read_full(int fd, unsigned char *buf, size_t len)
  */
 struct wire {
 	struct xfer x;
-	const struct tls_key *key;
+	struct tls_key *key;
 	unsigned long records;
 	unsigned long control_records;
 };
 
-static int wire_open(EVP_CIPHER_CTX *ctx, const struct tls_key *k,
+static int wire_open(EVP_CIPHER_CTX *ctx, struct tls_key *k,
 		     unsigned long long sn, unsigned char *rec, int len,
 		     unsigned char *out, int *out_len, unsigned char *type)
 {
-	const unsigned char *key, *salt, *iv;
-	unsigned char nonce[12], aad[13];
-	unsigned long long seq0;
+	unsigned char *key, *salt, *iv, *seq, nonce[12], aad[13];
 	int key_len, aad_len, ct_off, ct_len, n, i;
 
-	key_parts(k, &key, &key_len, &salt, &iv, &seq0);
+	key_len = key_fields(k, &key, &salt, &iv, &seq);
 	memcpy(nonce, salt, 4);
 	if (k->info.version == TLS_1_3_VERSION) {
 		memcpy(nonce + 4, iv, 8);
@@ -369,13 +368,11 @@ static void *wire_recv(void *arg)
 {
 	struct wire *w = arg;
 	static __thread unsigned char rec[MAX_RECORD], pt[MAX_RECORD];
-	const unsigned char *key, *salt, *iv;
-	unsigned long long sn, off = 0;
+	unsigned long long sn = key_rec_seq(w->key), off = 0;
 	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
 	unsigned char type;
-	int key_len, len, n, i, rc;
+	int len, n, i, rc;
 
-	key_parts(w->key, &key, &key_len, &salt, &iv, &sn);
 	for (;; sn++) {
 		rc = read_full(w->x.fd, rec, 5);
 		if (rc == 1)
