@@ -724,6 +724,26 @@ TEST_F(offload, key_table)
 	self->a = socket(AF_INET, SOCK_STREAM, 0);	/* for the teardown */
 }
 
+/* A second key on an offloaded socket: TLS 1.3 takes it in both
+ * directions; TLS 1.2 has no key update (EBUSY), and keeps its keys.
+ */
+TEST_F(offload, key_update_on_offloaded_socket)
+{
+	struct tls_key next = self->key_ab;
+	int expect = variant->version == TLS_1_3_VERSION ? 0 : -1;
+
+	offload_both(_metadata, self);
+	key_init(&next, variant->version, variant->cipher, 9);
+	EXPECT_EQ(tls_key_set(self->a, TLS_TX, &next), expect);
+	EXPECT_EQ(tls_key_set(self->a, TLS_RX, &next), expect);
+	if (expect)
+		EXPECT_EQ(errno, EBUSY);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRxDevice"), 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyOk"), expect ? 0 : 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsRxRekeyOk"), expect ? 0 : 1);
+}
+
 /* tls_dev_add may sleep (test knob: it sleeps add_delay_ms first). */
 TEST_F(offload, dev_add_delay)
 {
