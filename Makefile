@@ -97,7 +97,7 @@ $(UAPI_HDRS)/.stamp: kernel-tree FORCE
 		touch $@; fi
 
 # ---------------------------------------------------------------- BPF
-BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_x86 \
+BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 \
 	-I$(B)/bpf -I$(TOOLS)/include -I$(TOP)/bpf
 
 $(VMLINUX_H): $(VMLINUX) | $(BPFTOOL)
@@ -105,7 +105,14 @@ $(VMLINUX_H): $(VMLINUX) | $(BPFTOOL)
 	@echo "  GEN     $@"
 	@$(BPFTOOL) btf dump file $< format c > $@.tmp && mv $@.tmp $@
 
-bpf: $(VMLINUX_H)
+# Policies: bpf/<name>.bpf.c -> build/bpf/<name>.bpf.o
+POLICIES := $(patsubst $(TOP)/bpf/%.bpf.c,$(B)/bpf/%.bpf.o,$(wildcard $(TOP)/bpf/*.bpf.c))
+
+$(B)/bpf/%.bpf.o: $(TOP)/bpf/%.bpf.c $(TOP)/bpf/tls_rekey.bpf.h $(VMLINUX_H)
+	@echo "  BPF     $@"
+	@$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+bpf: $(VMLINUX_H) $(POLICIES) ## build the rekey policies (build/bpf/*.bpf.o)
 
 # ---------------------------------------------------------------- selftests
 include selftests/Makefile.inc

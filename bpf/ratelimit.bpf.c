@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ratelimit: at most per_sec key installs per device and second, with
+ * bursts of up to burst, so that a mass key update (a fleet rotating its
+ * keys at once) does not churn the NIC's key table. A socket over the
+ * limit stays in SW and is asked again when its turn comes.
+ *
+ * The bucket is kept as the time the next install is due (GCRA): each
+ * install moves it one interval later; an install may run ahead of it by
+ * burst - 1 intervals at most.
+ */
+#include "tls_rekey.bpf.h"
+
+struct ratelimit_conf {
+	u32 per_sec;	/* installs per device per second; default 100 */
+	u32 burst;	/* installs at once after a quiet time; default per_sec */
+};
+TUNABLES(ratelimit_conf, struct ratelimit_conf);
+
+enum ratelimit_counter {
+	RATELIMIT_GRANTED,	/* installs allowed */
+	RATELIMIT_DEFERRED,	/* installs told to wait */
+	NR_RATELIMIT_COUNTERS,
+};
+COUNTERS(ratelimit_stats, NR_RATELIMIT_COUNTERS);
+
+struct ratelimit_bucket {
+	struct bpf_spin_lock lock;
+	u64 due_ns;		/* when the next install is due */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, u32);		/* ifindex */
+	__type(value, struct ratelimit_bucket);
+	PINNED;
+} ratelimit_buckets SEC(".maps");
+
+TLS_REKEY_DECIDE(ratelimit_reinstall)
+{
+	struct ratelimit_conf *c = tunables(&ratelimit_conf);
+	u64 now = bpf_ktime_get_ns(), interval, ahead, wait_ns = 0;
+	struct ratelimit_bucket fresh = {}, *b;
+	u32 ifindex = rekey->ifindex;
+	u32 per_sec, burst;
+
+	if (!c)
+		return TLS_REKEY_INSTALL;
+	per_sec = or_default(c->per_sec, 100);
+	burst = or_default(c->burst, per_sec);
+	interval = 1000000000ULL / per_sec;
+	ahead = (burst - 1) * interval;
+
+	b = map_get(&ratelimit_buckets, &ifindex, &fresh);
+	if (!b)
+		return TLS_REKEY_INSTALL;
+
+	bpf_spin_lock(&b->lock);
+	if (b->due_ns < now)
+		b->due_ns = now;
+	if (b->due_ns - now > ahead)
+		wait_ns = b->due_ns - now - ahead;
+	else
+		b->due_ns += interval;
+	bpf_spin_unlock(&b->lock);
+
+	if (!wait_ns) {
+		count(&ratelimit_stats, RATELIMIT_GRANTED);
+		return TLS_REKEY_INSTALL;
+	}
+	count(&ratelimit_stats, RATELIMIT_DEFERRED);
+	/* at least 1 ms: 0 would mean install */
+	return wait_ns / NSEC_PER_MSEC + 1;
+}
+
+TLS_REKEY_POLICY(ratelimit,
+	.reinstall	= (void *)ratelimit_reinstall,
+);

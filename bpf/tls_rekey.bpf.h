@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What every key update policy uses: kernel types, the macros that declare
+ * hooks, tunables, counters and the policy itself.
+ *
+ * A policy implements struct tls_rekey_ops (include/net/tls_rekey.h of the
+ * kernel series, where each hook is documented). Its maps are pinned by
+ * name, so that both
+ *	bpftool struct_ops register build/bpf/POLICY.bpf.o /sys/fs/bpf/tls_rekey
+ * and the tlsrekey loader leave them in /sys/fs/bpf/tls_rekey/ for
+ * `bpftool map dump pinned /sys/fs/bpf/tls_rekey/MAP`.
+ */
+#ifndef __TLS_REKEY_BPF_H
+#define __TLS_REKEY_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+/* UAPI #defines do not reach vmlinux.h: linux/tls.h's value */
+#define TLS_REKEY_MAX_DELAY_MS	60000
+
+#define NSEC_PER_MSEC		1000000ULL
+
+/* A hook that watches: started, clean_acked, old_key_retired, resumed. */
+#define TLS_REKEY_NOTIFY(name)						\
+	SEC("struct_ops")						\
+	void BPF_PROG(name, struct sock *sk, const struct tls_rekey_ctx *rekey)
+
+/* A hook that decides (reinstall, dev_add_failed): returns
+ * TLS_REKEY_INSTALL, TLS_REKEY_STAY_SW or a delay in ms after which the
+ * kernel asks again.
+ */
+#define TLS_REKEY_DECIDE(name)						\
+	SEC("struct_ops")						\
+	s32 BPF_PROG(name, struct sock *sk, const struct tls_rekey_ctx *rekey)
+
+/* The policy, its struct_ops map and link named NAME_ops; hooks left out
+ * take the kernel's default.
+ */
+#define TLS_REKEY_POLICY(__name, ...)					\
+	char _license[] SEC("license") = "GPL";				\
+	SEC(".struct_ops.link")						\
+	struct tls_rekey_ops __name##_ops = {				\
+		.name = #__name,					\
+		__VA_ARGS__						\
+	}
+
+#define PINNED	__uint(pinning, LIBBPF_PIN_BY_NAME)
+
+/* A policy's tunables: one struct in a pinned one-entry array, read at
+ * every call, so that a write (tlsrekey set, bpftool map update) applies
+ * at once. A field left at 0 takes the default the policy documents.
+ */
+#define TUNABLES(map, value_type)					\
+	struct {							\
+		__uint(type, BPF_MAP_TYPE_ARRAY);			\
+		__uint(max_entries, 1);					\
+		__type(key, u32);					\
+		__type(value, value_type);				\
+		PINNED;							\
+	} map SEC(".maps")
+
+static __always_inline void *tunables(void *map)
+{
+	u32 zero = 0;
+
+	return bpf_map_lookup_elem(map, &zero);
+}
+
+/* The entry for @key, created from @init if there is none. */
+static __always_inline void *map_get(void *map, const void *key,
+				     const void *init)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+
+	if (v)
+		return v;
+	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+#define or_default(v, dflt)	((v) ? (v) : (dflt))
+
+/* Counters: per-CPU u64s indexed by an enum; bpftool and the loader sum
+ * the CPUs.
+ */
+#define COUNTERS(map, nr)						\
+	struct {							\
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);		\
+		__uint(max_entries, nr);				\
+		__type(key, u32);					\
+		__type(value, u64);					\
+		PINNED;							\
+	} map SEC(".maps")
+
+static __always_inline void count(void *map, u32 idx)
+{
+	u64 *c = bpf_map_lookup_elem(map, &idx);
+
+	if (c)
+		(*c)++;
+}
+
+/* log2 histogram slot of @v: 0 for 0 and 1, 63 at most */
+static __always_inline u32 log2_slot(u64 v)
+{
+	u32 slot = 0;
+
+	if (v >= 1ULL << 32) { v >>= 32; slot += 32; }
+	if (v >= 1ULL << 16) { v >>= 16; slot += 16; }
+	if (v >= 1ULL << 8) { v >>= 8; slot += 8; }
+	if (v >= 1ULL << 4) { v >>= 4; slot += 4; }
+	if (v >= 1ULL << 2) { v >>= 2; slot += 2; }
+	if (v >= 1ULL << 1) slot += 1;
+	return slot;
+}
+
+#define HIST_SLOTS	64
+
+#endif /* __TLS_REKEY_BPF_H */
