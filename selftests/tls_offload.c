@@ -32,9 +32,16 @@
 #include <linux/sockios.h>
 #include <time.h>
 #include <openssl/evp.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/capability.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "kselftest_harness.h"
 #include "ktls.h"
+#include "bpf/rekey_record.h"
 
 #define NSIM_A		200	/* netdevsim device of tls-a; 202 replaces it */
 #define NSIM_B		201
@@ -830,14 +837,22 @@ FIXTURE_VARIANT_ADD(offload_rekey, ip6_tls13_gcm128) {
 	.family = AF_INET6, .cipher = TLS_CIPHER_AES_GCM_128, .rekeys = 200,
 };
 
+/* A connected pair with the TLS ULP on both ends, keys not set yet. */
+static void rk_connect(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(offload_rekey) *self, int family,
+		       __u16 cipher)
+{
+	ASSERT_EQ(connect_pair(family, &self->a, &self->b), 0);
+	ASSERT_EQ(tls_ulp(self->a), 0);
+	ASSERT_EQ(tls_ulp(self->b), 0);
+	key_init(&self->key_ab, TLS_1_3_VERSION, cipher, 1);
+	key_init(&self->key_ba, TLS_1_3_VERSION, cipher, 101);
+}
+
 FIXTURE_SETUP(offload_rekey)
 {
 	ASSERT_EQ(topo("topo_up %d && topo_tls_offload", NSIM_A), 0);
-	ASSERT_EQ(connect_pair(variant->family, &self->a, &self->b), 0);
-	ASSERT_EQ(tls_ulp(self->a), 0);
-	ASSERT_EQ(tls_ulp(self->b), 0);
-	key_init(&self->key_ab, TLS_1_3_VERSION, variant->cipher, 1);
-	key_init(&self->key_ba, TLS_1_3_VERSION, variant->cipher, 101);
+	rk_connect(_metadata, self, variant->family, variant->cipher);
 }
 
 FIXTURE_TEARDOWN(offload_rekey)
@@ -1359,6 +1374,901 @@ TEST_F_TIMEOUT(offload_rekey, device_removed_mid_window, 120)
 TEST_F_TIMEOUT(offload_rekey, netns_deleted_mid_window, 120)
 {
 	rk_end_mid_window(_metadata, self, "ip netns del $NS_A", RK_A_GONE);
+}
+
+/* ------------------------------------------------------------ policies */
+
+/* Key update policies (struct tls_rekey_ops; bpf/ and selftests/bpf/)
+ * loaded with libbpf. Their maps are pinned by name under PIN_DIR while
+ * loaded; at most one is attached at a time, system-wide.
+ */
+#define PIN_DIR		"/sys/fs/bpf/tls_rekey_selftest"
+/* tls_rekey_ctx.dir: the kernel's enum tls_offload_ctx_dir */
+#define DIR_RX		0
+#define DIR_TX		1
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE	71
+#endif
+
+struct policy {
+	struct bpf_object *obj;
+	struct bpf_link *link;
+};
+
+/* build/selftests/bpf/NAME.bpf.o (test policies) or build/bpf/NAME.bpf.o */
+static const char *policy_file(const char *name)
+{
+	static __thread char path[PATH_MAX + 64];
+	char exe[PATH_MAX], *dir;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	exe[n < 0 ? 0 : n] = 0;
+	dir = dirname(exe);
+	snprintf(path, sizeof(path), "%s/bpf/%s.bpf.o", dir, name);
+	if (access(path, R_OK))
+		snprintf(path, sizeof(path), "%s/../bpf/%s.bpf.o", dir, name);
+	return path;
+}
+
+static int policy_load(struct policy *p, const char *name)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = PIN_DIR);
+	int err;
+
+	p->link = NULL;
+	p->obj = bpf_object__open_file(policy_file(name), &opts);
+	if (!p->obj)
+		return -errno;
+	if (bpf_object__load(p->obj)) {
+		err = -errno;
+		bpf_object__close(p->obj);
+		p->obj = NULL;
+		return err;
+	}
+	return 0;
+}
+
+static struct bpf_map *policy_ops(struct policy *p)
+{
+	struct bpf_map *map;
+
+	bpf_object__for_each_map(map, p->obj)
+		if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS)
+			return map;
+	return NULL;
+}
+
+static int policy_attach(struct policy *p)
+{
+	p->link = bpf_map__attach_struct_ops(policy_ops(p));
+	return p->link ? 0 : -errno;
+}
+
+/* @to's policy takes over @from's link: never a moment without one */
+static int policy_replace(struct policy *from, struct policy *to)
+{
+	int err = bpf_link__update_map(from->link, policy_ops(to));
+
+	if (err)
+		return err;
+	to->link = from->link;
+	from->link = NULL;
+	return 0;
+}
+
+static void policy_unload(struct policy *p)
+{
+	bpf_link__destroy(p->link);
+	p->link = NULL;
+	if (!p->obj)
+		return;
+	bpf_object__unpin_maps(p->obj, NULL);
+	bpf_object__close(p->obj);
+	p->obj = NULL;
+}
+
+/* the live memory of a global data section (".bss", ".data") */
+static void *policy_data(struct policy *p, const char *section)
+{
+	struct bpf_map *map = bpf_object__find_map_by_name(p->obj, section);
+	size_t size;
+
+	return map ? bpf_map__initial_value(map, &size) : NULL;
+}
+
+/* write a policy's tunables (its one-entry NAME_conf map) */
+static int policy_tune(struct policy *p, const char *map, const void *conf,
+		       size_t size)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(p->obj, map);
+	__u32 zero = 0;
+
+	return m ? bpf_map__update_elem(m, &zero, sizeof(zero), conf, size,
+					 BPF_ANY) : -ENOENT;
+}
+
+/* entry @idx of a per-CPU counter map, all CPUs summed */
+static long long policy_counter(struct policy *p, const char *map, __u32 idx)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(p->obj, map);
+	int cpus = libbpf_num_possible_cpus(), i;
+	__u64 v[cpus];
+	long long sum = 0;
+
+	if (!m || bpf_map__lookup_elem(m, &idx, sizeof(idx), v, sizeof(v), 0))
+		return -1;
+	for (i = 0; i < cpus; i++)
+		sum += v[i];
+	return sum;
+}
+
+static const char *const rec_hook_name[] = {
+	[REC_STARTED] = "started", [REC_CLEAN_ACKED] = "acked",
+	[REC_OLD_KEY_RETIRED] = "retired", [REC_REINSTALL] = "reinstall",
+	[REC_DEV_ADD_FAILED] = "failed", [REC_RESUMED] = "resumed",
+};
+
+/* The recorded calls of direction @dir as "hook:generation[/attempt]"
+ * words (attempt for the decisions and resumed), runs of clean_acked left
+ * out; *@acked counts those runs.
+ */
+static const char *rec_calls(const struct rec_log *log, __u32 dir, int *acked)
+{
+	static char out[4096];
+	const struct rec_call *c;
+	size_t n = 0;
+	__u32 i;
+
+	out[0] = 0;
+	*acked = 0;
+	for (i = 0; i < log->nr && i < REC_MAX_CALLS; i++) {
+		c = &log->calls[i];
+		if (c->dir != dir)
+			continue;
+		if (c->hook == REC_CLEAN_ACKED) {
+			++*acked;
+			continue;
+		}
+		n += snprintf(out + n, sizeof(out) - n, "%s%s:%u", n ? " " : "",
+			      rec_hook_name[c->hook], c->generation);
+		if (c->hook >= REC_REINSTALL)
+			n += snprintf(out + n, sizeof(out) - n, "/%u",
+				      c->attempt);
+	}
+	return out;
+}
+
+/* the first recorded call of @hook for @dir and @generation */
+static const struct rec_call *rec_find(const struct rec_log *log, __u32 hook,
+				       __u32 dir, __u32 generation)
+{
+	__u32 i;
+
+	for (i = 0; i < log->nr && i < REC_MAX_CALLS; i++)
+		if (log->calls[i].hook == hook && log->calls[i].dir == dir &&
+		    log->calls[i].generation == generation)
+			return &log->calls[i];
+	return NULL;
+}
+
+static __u64 netns_cookie(int fd)
+{
+	__u64 cookie = 0;
+	socklen_t len = sizeof(cookie);
+
+	getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len);
+	return cookie;
+}
+
+/* One AES-GCM-128 connection over IPv4, a's TX offloaded (b's RX too
+ * where a test says so), and the policy slots a test uses. Teardown
+ * detaches whatever a test left attached.
+ */
+FIXTURE(rekey_policy) {
+	FIXTURE_DATA(offload_rekey) rk;
+	struct policy p, q;
+	struct wire w;
+	struct tls_key wire_key;
+	struct rk_send tx;
+	unsigned long long off;
+	pthread_t reader;
+	bool reading;
+};
+
+FIXTURE_SETUP(rekey_policy)
+{
+	ASSERT_EQ(topo("topo_up %d && topo_tls_offload", NSIM_A), 0);
+	rk_connect(_metadata, &self->rk, AF_INET, TLS_CIPHER_AES_GCM_128);
+	self->tx = (struct rk_send){ .fd = self->rk.a, .key = self->rk.key_ab,
+				     .seed = 1 };
+}
+
+FIXTURE_TEARDOWN(rekey_policy)
+{
+	policy_unload(&self->p);
+	policy_unload(&self->q);
+	if (self->reading) {
+		shutdown(self->rk.a, SHUT_WR);
+		pthread_join(self->reader, NULL);
+	}
+	close(self->rk.a);
+	close(self->rk.b);
+	topo("topo_down %d", NSIM_A);
+	rmdir(PIN_DIR);
+}
+
+/* a's TX offloaded; b checks every byte with libcrypto in a thread */
+static void pol_start(struct __test_metadata *_metadata,
+		      FIXTURE_DATA(rekey_policy) *self)
+{
+	rk_offload_ab(_metadata, &self->rk, false);
+	self->wire_key = self->rk.key_ab;
+	self->w = (struct wire){ .x = { .fd = self->rk.b, .salt = 7 },
+				 .key = &self->wire_key,
+				 .follow_key_updates = 1, .seed = 1 };
+	ASSERT_EQ(pthread_create(&self->reader, NULL, wire_recv, &self->w), 0);
+	self->reading = true;
+}
+
+/* a ends the stream; b got every byte and every KeyUpdate */
+static void pol_finish(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(rekey_policy) *self)
+{
+	shutdown(self->rk.a, SHUT_WR);
+	pthread_join(self->reader, NULL);
+	self->reading = false;
+	EXPECT_EQ(self->w.x.err, NULL) TH_LOG("wire: %s", self->w.x.err);
+	EXPECT_EQ(self->w.x.bytes, self->off);
+	EXPECT_EQ(self->w.control_records, self->tx.rekeys);
+}
+
+/* a key update with nothing in flight, its KeyUpdate record included */
+static void pol_idle_update(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(rekey_policy) *self)
+{
+	struct rk_send *tx = &self->tx;
+
+	ASSERT_EQ(send_record(tx->fd, TLS_RECORD_HANDSHAKE, key_update_msg,
+			      sizeof(key_update_msg)), sizeof(key_update_msg));
+	rk_wait_acked(tx->fd);
+	key_init(&tx->key, TLS_1_3_VERSION, tx->key.info.cipher_type,
+		 ++tx->seed);
+	ASSERT_EQ(tls_key_set(tx->fd, TLS_TX, &tx->key), 0);
+	tx->rekeys++;
+}
+
+static void pol_send(struct __test_metadata *_metadata,
+		     FIXTURE_DATA(rekey_policy) *self, size_t len)
+{
+	rk_send_bytes(_metadata, self->rk.a, &self->off, len);
+}
+
+/* attach selftests/bpf/rekey_record.bpf.c; its log of calls */
+static struct rec_log *pol_record(struct __test_metadata *_metadata,
+				  FIXTURE_DATA(rekey_policy) *self)
+{
+	struct rec_log *log;
+
+	EXPECT_EQ(policy_load(&self->p, "rekey_record"), 0);
+	EXPECT_EQ(policy_attach(&self->p), 0);
+	log = policy_data(&self->p, ".bss");
+	EXPECT_NE(log, NULL);
+	return log;
+}
+
+/* a key update with 64 KiB in flight and ACKs 300 ms away: a SW window */
+static void pol_open_window(struct __test_metadata *_metadata,
+			    FIXTURE_DATA(rekey_policy) *self)
+{
+	rk_slow_acks(_metadata, 300);
+	pol_send(_metadata, self, CHUNK);
+	ASSERT_EQ(rk_update_tx(&self->tx), 0);
+	pol_send(_metadata, self, 16384);
+}
+
+/* Each hook at its moment: a key update with nothing in flight goes to
+ * the device at once (TX and RX), with the socket's context.
+ */
+TEST_F_TIMEOUT(rekey_policy, hooks_immediate_install, 120)
+{
+	struct rk_recv rx = { .fd = self->rk.b, .key = self->rk.key_ab,
+			      .seed = 1 };
+	const struct rec_call *c;
+	struct rec_log *log;
+	pthread_t th;
+	int acked;
+
+	log = pol_record(_metadata, self);
+	ASSERT_NE(log, NULL);
+	rk_offload_ab(_metadata, &self->rk, true);
+	ASSERT_EQ(pthread_create(&th, NULL, rk_receiver, &rx), 0);
+	pol_send(_metadata, self, CHUNK);
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	shutdown(self->rk.a, SHUT_WR);
+	pthread_join(th, NULL);
+	EXPECT_EQ(rx.err, NULL);
+	EXPECT_EQ(rx.bytes, self->off);
+
+	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked),
+		     "started:2 reinstall:2/0 resumed:2/1");
+	EXPECT_EQ(acked, 0);
+	EXPECT_STREQ(rec_calls(log, DIR_RX, &acked),
+		     "started:2 reinstall:2/0 resumed:2/1");
+	c = rec_find(log, REC_STARTED, DIR_TX, 2);
+	ASSERT_NE(c, NULL);
+	EXPECT_EQ(c->old_unacked, 0);
+	EXPECT_NE(c->ifindex, 0);
+	EXPECT_EQ(c->netns_cookie, netns_cookie(self->rk.a));
+	c = rec_find(log, REC_RESUMED, DIR_TX, 2);
+	ASSERT_NE(c, NULL);
+	EXPECT_EQ(c->sw_bytes, 0);
+	EXPECT_GT(c->elapsed_ns, 0);
+	c = rec_find(log, REC_STARTED, DIR_RX, 2);
+	ASSERT_NE(c, NULL);
+	EXPECT_EQ(c->netns_cookie, netns_cookie(self->rk.b));
+	EXPECT_NE(c->netns_cookie, netns_cookie(self->rk.a));
+}
+
+/* A key update with data in flight: the socket sends in SW, clean_acked
+ * reports the old key's data going, retirement, and the next send puts
+ * the new key in the device.
+ */
+TEST_F_TIMEOUT(rekey_policy, hooks_sw_window_then_retire, 120)
+{
+	const struct rec_call *started, *resumed;
+	struct rec_log *log;
+	int acked;
+
+	log = pol_record(_metadata, self);
+	ASSERT_NE(log, NULL);
+	pol_start(_metadata, self);
+	pol_open_window(_metadata, self);
+	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked), "started:2");
+	rk_wait_acked(self->rk.a);
+	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked),
+		     "started:2 retired:2");
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked),
+		     "started:2 retired:2 reinstall:2/0 resumed:2/1");
+	EXPECT_GE(acked, 1);
+	started = rec_find(log, REC_STARTED, DIR_TX, 2);
+	resumed = rec_find(log, REC_RESUMED, DIR_TX, 2);
+	ASSERT_NE(started, NULL);
+	ASSERT_NE(resumed, NULL);
+	EXPECT_GT(started->old_unacked, 0);
+	EXPECT_GE(resumed->sw_bytes, 16384);
+	EXPECT_GE(resumed->elapsed_ns, 300000000ULL);
+	pol_finish(_metadata, self);
+}
+
+/* Three keys in one window: one retirement, one reinstall, of the last. */
+TEST_F_TIMEOUT(rekey_policy, hooks_several_keys_in_one_window, 120)
+{
+	struct rec_log *log;
+	int acked, i;
+
+	log = pol_record(_metadata, self);
+	ASSERT_NE(log, NULL);
+	pol_start(_metadata, self);
+	rk_slow_acks(_metadata, 300);
+	pol_send(_metadata, self, CHUNK);
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(rk_update_tx(&self->tx), 0);
+		pol_send(_metadata, self, 16384);
+	}
+	rk_wait_acked(self->rk.a);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked),
+		     "started:2 started:3 started:4 retired:4 reinstall:4/0 resumed:4/1");
+	pol_finish(_metadata, self);
+}
+
+/* tls_dev_add fails: dev_add_failed gets the error; an answer of 0 ms
+ * retries at the next send, TLS_REKEY_STAY_SW (the default) waits for the
+ * next key.
+ */
+TEST_F_TIMEOUT(rekey_policy, hooks_dev_add_failed, 120)
+{
+	const struct rec_call *failed;
+	struct rec_answers *answers;
+	struct rec_log *log;
+	int acked;
+
+	log = pol_record(_metadata, self);
+	ASSERT_NE(log, NULL);
+	answers = policy_data(&self->p, ".data");
+	ASSERT_NE(answers, NULL);
+	pol_start(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+
+	answers->dev_add_failed = 0;
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 1), 0);
+	pol_idle_update(_metadata, self);	/* fails */
+	pol_send(_metadata, self, CHUNK);	/* retries */
+	rk_wait_acked(self->rk.a);
+	answers->dev_add_failed = TLS_REKEY_STAY_SW;
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 1), 0);
+	pol_idle_update(_metadata, self);	/* fails */
+	pol_send(_metadata, self, CHUNK);	/* stays in SW */
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);	/* installs */
+	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked),
+		     "started:2 reinstall:2/0 failed:2/1 reinstall:2/1 resumed:2/2 "
+		     "started:3 reinstall:3/0 failed:3/1 "
+		     "started:4 reinstall:4/0 resumed:4/1");
+	failed = rec_find(log, REC_DEV_ADD_FAILED, DIR_TX, 3);
+	ASSERT_NE(failed, NULL);
+	EXPECT_LT(failed->err, 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceFail"), 2);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 2);
+	pol_finish(_metadata, self);
+}
+
+/* a's device goes away in a window: nothing is asked of the policy after
+ * that (there is no device to decide about), the socket goes on in SW.
+ */
+TEST_F_TIMEOUT(rekey_policy, hooks_device_removed, 120)
+{
+	struct rec_log *log;
+	const char *calls;
+	int acked;
+
+	log = pol_record(_metadata, self);
+	ASSERT_NE(log, NULL);
+	pol_start(_metadata, self);
+	pol_open_window(_metadata, self);
+	EXPECT_EQ(topo("topo_replace_a %d %d", NSIM_A, NSIM_A + 2), 0);
+	rk_wait_acked(self->rk.a);
+	pol_send(_metadata, self, CHUNK);
+	calls = rec_calls(log, DIR_TX, &acked);
+	EXPECT_TRUE(!strcmp(calls, "started:2") ||
+		    !strcmp(calls, "started:2 retired:2")) TH_LOG("%s", calls);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	pol_finish(_metadata, self);
+}
+
+/* The same scenario without a policy and with bpf/default.bpf.o: the
+ * same counters and device key installs.
+ */
+static const char *const pol_counters[] = {
+	"TlsTxRekeyDeviceSw", "TlsTxRekeyDeviceReinstall",
+	"TlsTxRekeyDeviceFail", "TlsTxRekeyDeviceSkip", "TlsCurrRekeyWindow",
+	"TlsRekeyPolicyInvalid",
+};
+#define NR_POL_COUNTERS	(sizeof(pol_counters) / sizeof(pol_counters[0]))
+
+static void pol_scenario(struct __test_metadata *_metadata,
+			 FIXTURE_DATA(rekey_policy) *self, long long *out)
+{
+	long long before[NR_POL_COUNTERS + 2], adds;
+	size_t i;
+	int n, tries;
+
+	for (i = 0; i < NR_POL_COUNTERS; i++)
+		before[i] = ns_stat("tls-a", pol_counters[i]);
+	before[i++] = dev_stat(NSIM_A, "adds");
+	before[i++] = dev_stat(NSIM_A, "dels");
+
+	/* six SW windows (slow ACKs), each back on the device before the
+	 * next, then a key the device refuses, then one it takes
+	 */
+	rk_slow_acks(_metadata, 10);
+	for (n = 0; n < 6; n++) {
+		for (tries = 0; tries < 4; tries++)
+			pol_send(_metadata, self, CHUNK);
+		ASSERT_EQ(rk_update_tx(&self->tx), 0);
+		adds = dev_stat(NSIM_A, "adds");
+		for (tries = 0; tries < 1000 &&
+		     dev_stat(NSIM_A, "adds") == adds; tries++)
+			pol_send(_metadata, self, 16384);
+	}
+	ASSERT_EQ(topo("tc -n $NS_B qdisc del dev $DEV_B root"), 0);
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 1), 0);
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+
+	for (i = 0; i < NR_POL_COUNTERS; i++)
+		out[i] = ns_stat("tls-a", pol_counters[i]) - before[i];
+	out[i] = dev_stat(NSIM_A, "adds") - before[i];
+	i++;
+	out[i] = dev_stat(NSIM_A, "dels") - before[i];
+}
+
+TEST_F_TIMEOUT(rekey_policy, default_policy_matches_builtin, 300)
+{
+	long long builtin[NR_POL_COUNTERS + 2], bpf[NR_POL_COUNTERS + 2];
+	size_t i;
+
+	pol_start(_metadata, self);
+	pol_scenario(_metadata, self, builtin);
+	ASSERT_EQ(policy_load(&self->p, "default"), 0);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+	pol_scenario(_metadata, self, bpf);
+	for (i = 0; i < NR_POL_COUNTERS + 2; i++)
+		EXPECT_EQ(bpf[i], builtin[i])
+			TH_LOG("%s", i < NR_POL_COUNTERS ? pol_counters[i] :
+			       i == NR_POL_COUNTERS ? "device adds" : "device dels");
+	EXPECT_EQ(builtin[1], 7);	/* reinstalls */
+	EXPECT_EQ(builtin[2], 1);	/* the refused key */
+	pol_finish(_metadata, self);
+}
+
+struct backoff_conf {
+	__u32 base_ms, cap_ms, max_attempts, breaker_failures, breaker_ms;
+};
+
+/* Sends a record every 10 ms until the device took a key (or @secs
+ * passed); notes when the device refused one, and when it took it.
+ */
+static int pol_send_until_installed(struct __test_metadata *_metadata,
+				    FIXTURE_DATA(rekey_policy) *self,
+				    double secs, double *fail_at, int max_fails,
+				    double *install_at)
+{
+	long long adds = dev_stat(NSIM_A, "adds");
+	long long fails = dev_stat(NSIM_A, "add_failures"), f;
+	struct timespec t0, t;
+	int nfails = 0;
+	double now;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		now = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
+		f = dev_stat(NSIM_A, "add_failures");
+		for (; fails < f; fails++)
+			if (nfails < max_fails)
+				fail_at[nfails++] = now;
+		if (dev_stat(NSIM_A, "adds") > adds) {
+			*install_at = now;
+			return nfails;
+		}
+		if (now > secs)
+			return -1;
+		pol_send(_metadata, self, 100);
+		usleep(10000);
+	}
+}
+
+/* backoff: 3 refusals, retried after 200, 400 and 800 ms; the 4th
+ * attempt gives the device the key.
+ */
+TEST_F_TIMEOUT(rekey_policy, backoff_retries_then_resumes, 120)
+{
+	struct backoff_conf conf = { .base_ms = 200, .cap_ms = 800,
+				     .max_attempts = 5, .breaker_failures = 10 };
+	double fail_at[3], install_at, gap;
+	int i;
+
+	ASSERT_EQ(policy_load(&self->p, "backoff"), 0);
+	ASSERT_EQ(policy_tune(&self->p, "backoff_conf", &conf, sizeof(conf)), 0);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+	pol_start(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 3), 0);
+	pol_idle_update(_metadata, self);	/* attempt 1 fails here */
+	ASSERT_EQ(pol_send_until_installed(_metadata, self, 20, fail_at, 3,
+					   &install_at), 2);
+	/* times from the first refusal, inside setsockopt */
+	for (i = 0; i < 3; i++) {
+		double since = i ? fail_at[i - 1] : 0;
+		double at = i < 2 ? fail_at[i] : install_at;
+
+		gap = (at - since) * 1000;
+		TH_LOG("retry %d after %.0f ms (backoff %u ms)", i + 1, gap,
+		       conf.base_ms << i);
+		EXPECT_GE(gap, (conf.base_ms << i) - 10);
+		EXPECT_LE(gap, (conf.base_ms << i) + 400);
+	}
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceFail"), 3);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
+	EXPECT_EQ(policy_counter(&self->p, "backoff_stats", 0), 3); /* retries */
+	EXPECT_EQ(policy_counter(&self->p, "backoff_stats", 4), 1); /* resumed */
+	pol_finish(_metadata, self);
+}
+
+/* backoff with a limit of 2 attempts: the key stays in SW, and 2 refusals
+ * in a row trip the device's breaker: the next key waits out breaker_ms
+ * in SW, then goes to the device.
+ */
+TEST_F_TIMEOUT(rekey_policy, backoff_gives_up_and_trips_breaker, 120)
+{
+	struct backoff_conf conf = { .base_ms = 100, .max_attempts = 2,
+				     .breaker_failures = 2, .breaker_ms = 1500 };
+	double fail_at[2], install_at;
+	struct timespec t0, t1;
+
+	ASSERT_EQ(policy_load(&self->p, "backoff"), 0);
+	ASSERT_EQ(policy_tune(&self->p, "backoff_conf", &conf, sizeof(conf)), 0);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+	pol_start(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 2), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	pol_idle_update(_metadata, self);
+	EXPECT_EQ(pol_send_until_installed(_metadata, self, 1, fail_at, 2,
+					   &install_at), -1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceFail"), 2);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	EXPECT_EQ(policy_counter(&self->p, "backoff_stats", 1), 1); /* gave up */
+	EXPECT_EQ(policy_counter(&self->p, "backoff_stats", 2), 1); /* trips */
+
+	/* the breaker holds the next key in SW (asked at the next send) */
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, 100);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 1);
+	EXPECT_GE(policy_counter(&self->p, "backoff_stats", 3), 1); /* held */
+	EXPECT_EQ(pol_send_until_installed(_metadata, self, 10, fail_at, 0,
+					   &install_at), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	EXPECT_GE(t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+		  conf.breaker_ms / 1000.0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	pol_finish(_metadata, self);
+}
+
+/* ratelimit at 10 installs/s (burst 10): 100 sockets update their keys
+ * at once; the device gets at most 10 + 10/s of them, and all in the end.
+ */
+#define RL_SOCKETS	100
+
+TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
+{
+	struct { __u32 per_sec, burst; } conf = { .per_sec = 10 };
+	struct rk_send tx[RL_SOCKETS];
+	int a[RL_SOCKETS], b[RL_SOCKETS], i, over = 0;
+	long long base, done = 0;
+	struct timespec t0, t;
+	double now = 0;
+	char byte = 'x';
+
+	ASSERT_EQ(policy_load(&self->p, "ratelimit"), 0);
+	ASSERT_EQ(policy_tune(&self->p, "ratelimit_conf", &conf, sizeof(conf)), 0);
+	for (i = 0; i < RL_SOCKETS; i++) {
+		ASSERT_EQ(connect_pair(AF_INET, &a[i], &b[i]), 0);
+		ASSERT_EQ(tls_ulp(a[i]), 0);
+		tx[i] = (struct rk_send){ .fd = a[i], .seed = 1 };
+		key_init(&tx[i].key, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 1);
+		ASSERT_EQ(tls_key_set(a[i], TLS_TX, &tx[i].key), 0);
+		ASSERT_EQ(send(a[i], &byte, 1, 0), 1);
+	}
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), RL_SOCKETS);
+	for (i = 0; i < RL_SOCKETS; i++)
+		rk_wait_acked(a[i]);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+
+	base = ns_stat("tls-a", "TlsTxRekeyDeviceReinstall");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < RL_SOCKETS; i++)
+		ASSERT_EQ(rk_update_tx(&tx[i]), 0);
+	while (now < 60) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		now = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
+		done = ns_stat("tls-a", "TlsTxRekeyDeviceReinstall") - base;
+		if (done > 10 + 10 * now + 1)
+			over++;
+		if (done == RL_SOCKETS)
+			break;
+		for (i = 0; i < RL_SOCKETS; i++)
+			ASSERT_EQ(send(a[i], &byte, 1, 0), 1);
+		usleep(50000);
+	}
+	TH_LOG("%lld of %d sockets back on the device after %.1f s", done,
+	       RL_SOCKETS, now);
+	EXPECT_EQ(done, RL_SOCKETS);
+	EXPECT_EQ(over, 0);
+	EXPECT_GE(now, (RL_SOCKETS - 10) / 10.0 - 0.5);
+	EXPECT_EQ(policy_counter(&self->p, "ratelimit_stats", 0), RL_SOCKETS);
+	EXPECT_GT(policy_counter(&self->p, "ratelimit_stats", 1), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	for (i = 0; i < RL_SOCKETS; i++) {
+		close(a[i]);
+		close(b[i]);
+	}
+}
+
+/* observe is replaced by backoff (link update) and then detached while
+ * key updates run under bulk traffic both ways: every byte arrives, the
+ * counters add up.
+ */
+struct pol_switch {
+	struct policy *from, *to;
+	int replaced, detached;
+};
+
+static void *pol_switcher(void *arg)
+{
+	struct pol_switch *s = arg;
+
+	usleep(1000000);
+	s->replaced = policy_replace(s->from, s->to);
+	usleep(1000000);
+	bpf_link__destroy(s->to->link);
+	s->to->link = NULL;
+	s->detached = 1;
+	return NULL;
+}
+
+TEST_F_TIMEOUT(rekey_policy, replaced_and_detached_under_traffic, 300)
+{
+	struct pol_switch sw = { .from = &self->p, .to = &self->q };
+	long long adds_a = dev_stat(NSIM_A, "adds") + 1, adds_b, opened;
+	long long sealed = dev_stat(NSIM_A, "tx_records");
+	struct rk_send tx;
+	struct rk_recv rx;
+	pthread_t th;
+
+	ASSERT_EQ(policy_load(&self->p, "observe"), 0);
+	ASSERT_EQ(policy_load(&self->q, "backoff"), 0);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+	rk_offload_ab(_metadata, &self->rk, true);
+	adds_b = dev_stat(NSIM_B, "adds");
+	opened = dev_stat(NSIM_B, "rx_records");
+	ASSERT_EQ(pthread_create(&th, NULL, pol_switcher, &sw), 0);
+	rk_run(_metadata, &self->rk, 400 * 32768, 32768, false, false, &tx, &rx);
+	pthread_join(th, NULL);
+	EXPECT_EQ(sw.replaced, 0);
+	EXPECT_EQ(sw.detached, 1);
+	rk_check_tx(_metadata, &tx, adds_a, sealed, 400 * 32768);
+	rk_check_rx(_metadata, &rx, adds_b, opened);
+	EXPECT_EQ(ns_stat("tls-a", "TlsRekeyPolicyInvalid"), 0);
+	EXPECT_GT(policy_counter(&self->p, "observe_win_us", 0) +
+		  policy_counter(&self->p, "observe_win_bytes", 0) + 1, 0);
+	EXPECT_GT(policy_counter(&self->q, "backoff_stats", 4), 0); /* resumed */
+}
+
+/* Detached in the middle of a window: the socket finishes its key update
+ * with the default decisions.
+ */
+TEST_F_TIMEOUT(rekey_policy, detached_mid_window, 120)
+{
+	struct rec_log *log = pol_record(_metadata, self);
+	int acked;
+
+	ASSERT_NE(log, NULL);
+	pol_start(_metadata, self);
+	pol_open_window(_metadata, self);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 1);
+	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked), "started:2");
+	policy_unload(&self->p);
+	rk_wait_acked(self->rk.a);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
+	pol_finish(_metadata, self);
+}
+
+/* Answers out of range get the default decision and are counted. */
+TEST_F_TIMEOUT(rekey_policy, invalid_answers_take_default, 120)
+{
+	struct rec_answers *answers;
+
+	ASSERT_EQ(policy_load(&self->p, "rekey_record"), 0);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+	answers = policy_data(&self->p, ".data");
+	ASSERT_NE(answers, NULL);
+	pol_start(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+
+	answers->reinstall = 60001;	/* over TLS_REKEY_MAX_DELAY_MS */
+	pol_idle_update(_metadata, self);
+	EXPECT_EQ(ns_stat("tls-a", "TlsRekeyPolicyInvalid"), 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
+	answers->reinstall = -7;
+	pol_idle_update(_metadata, self);
+	EXPECT_EQ(ns_stat("tls-a", "TlsRekeyPolicyInvalid"), 2);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 2);
+	answers->reinstall = TLS_REKEY_INSTALL;
+	answers->dev_add_failed = INT_MAX;
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 1), 0);
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_EQ(ns_stat("tls-a", "TlsRekeyPolicyInvalid"), 3);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceFail"), 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	pol_finish(_metadata, self);
+}
+
+/* Programs the kernel must refuse at load. */
+TEST_F(rekey_policy, bad_programs_refused)
+{
+	EXPECT_NE(policy_load(&self->q, "rekey_sleepable"), 0);
+	EXPECT_NE(policy_load(&self->q, "rekey_write_sk"), 0);
+	/* and nothing got attached meanwhile */
+	ASSERT_EQ(policy_load(&self->p, "rekey_record"), 0);
+	EXPECT_EQ(policy_attach(&self->p), 0);
+}
+
+/* One policy at a time; the next after the first is detached. */
+TEST_F(rekey_policy, one_policy_at_a_time)
+{
+	ASSERT_EQ(policy_load(&self->p, "observe"), 0);
+	ASSERT_EQ(policy_load(&self->q, "backoff"), 0);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+	EXPECT_EQ(policy_attach(&self->q), -EBUSY);
+	bpf_link__destroy(self->p.link);
+	self->p.link = NULL;
+	EXPECT_EQ(policy_attach(&self->q), 0);
+}
+
+/* Drop @cap (or every privilege with -1), load and attach a policy:
+ * returns the errno of the first step that failed, 0 if none did.
+ */
+static int pol_attach_without(int cap)
+{
+	struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct d[2];
+	struct policy p;
+	int status, err;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (cap < 0) {
+			if (setgid(65534) || setuid(65534))
+				_exit(100);
+		} else {
+			if (syscall(SYS_capget, &h, d))
+				_exit(101);
+			d[cap / 32].effective &= ~(1U << (cap % 32));
+			d[cap / 32].permitted &= ~(1U << (cap % 32));
+			if (syscall(SYS_capset, &h, d))
+				_exit(102);
+		}
+		err = policy_load(&p, "rekey_record");
+		if (!err)
+			err = policy_attach(&p);
+		_exit(-err);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+TEST_F(rekey_policy, unprivileged_attach_refused)
+{
+	EXPECT_EQ(pol_attach_without(CAP_NET_ADMIN), EPERM);
+	EXPECT_EQ(pol_attach_without(-1), EPERM);
+	/* the privileged path still works */
+	ASSERT_EQ(policy_load(&self->p, "rekey_record"), 0);
+	EXPECT_EQ(policy_attach(&self->p), 0);
+}
+
+/* Every policy registers with bpftool alone, pins its link and maps in
+ * the directory given, and is gone when the directory is.
+ */
+TEST_F(rekey_policy, policies_register_with_bpftool)
+{
+	static const char *const names[] = { "default", "backoff",
+					     "ratelimit", "observe" };
+	char dir[PATH_MAX], cmd[PATH_MAX * 3], pin[PATH_MAX + 32];
+	struct stat st;
+	size_t i;
+
+	snprintf(dir, sizeof(dir), "%s", policy_file("default"));
+	*strrchr(dir, '/') = 0;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(cmd, sizeof(cmd),
+			 "%s/../tools/bpftool/bpftool struct_ops register %s/%s.bpf.o %s >/dev/null",
+			 dir, dir, names[i], PIN_DIR);
+		EXPECT_EQ(system(cmd), 0) TH_LOG("%s", cmd);
+		snprintf(pin, sizeof(pin), "%s/%s_ops", PIN_DIR, names[i]);
+		EXPECT_EQ(stat(pin, &st), 0) TH_LOG("no %s", pin);
+		if (strcmp(names[i], "default")) {
+			snprintf(pin, sizeof(pin), "%s/%s_%s", PIN_DIR, names[i],
+				 strcmp(names[i], "observe") ? "stats" : "dev");
+			EXPECT_EQ(stat(pin, &st), 0) TH_LOG("no %s", pin);
+		}
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", PIN_DIR);
+		EXPECT_EQ(system(cmd), 0);
+		/* its link is gone with the pin: another can attach */
+		ASSERT_EQ(policy_load(&self->p, "rekey_record"), 0);
+		EXPECT_EQ(policy_attach(&self->p), 0);
+		policy_unload(&self->p);
+	}
 }
 
 TEST_HARNESS_MAIN
