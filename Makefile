@@ -40,11 +40,11 @@ VMLINUX_H  := $(B)/bpf/vmlinux.h
 VM_TIMEOUT ?= 2400
 VM_RUN     := $(TOP)/selftests/vm/run --kernel $(BZIMAGE) --timeout $(VM_TIMEOUT) $(VM_FLAGS)
 
-.PHONY: all deps kernel tools bpf selftests test demo kernel-export kernel-reset \
+.PHONY: all deps kernel tools bpf user selftests test demo kernel-export kernel-reset \
 	kernel-tree clean distclean help FORCE
 .DEFAULT_GOAL := all
 
-all: kernel tools bpf selftests
+all: kernel tools bpf user selftests
 
 help:
 	@sed -n 's/^\([a-z-]*\):.*## \(.*\)/  \1\t\2/p' $(MAKEFILE_LIST) | expand -t 18
@@ -114,6 +114,23 @@ $(B)/bpf/%.bpf.o: $(TOP)/bpf/%.bpf.c $(TOP)/bpf/tls_rekey.bpf.h $(VMLINUX_H)
 
 bpf: $(VMLINUX_H) $(POLICIES) ## build the rekey policies (build/bpf/*.bpf.o)
 
+# ---------------------------------------------------------------- loader
+# user/tlsrekey embeds the built-in policies through bpftool skeletons.
+TLSREKEY := $(B)/user/tlsrekey
+SKELS    := $(patsubst $(B)/bpf/%.bpf.o,$(B)/user/%.skel.h,$(POLICIES))
+
+$(B)/user/%.skel.h: $(B)/bpf/%.bpf.o | $(BPFTOOL)
+	@mkdir -p $(dir $@)
+	@echo "  SKEL    $@"
+	@$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
+
+$(TLSREKEY): $(TOP)/user/tlsrekey.c $(SKELS) $(LIBBPF_A)
+	@echo "  CC      $@"
+	@$(CC) -O2 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+		-I$(B)/user -I$(TOOLS)/include -isystem $(UAPI_HDRS) -o $@ $< $(LIBBPF_A) -lelf -lz
+
+user: $(TLSREKEY) ## build the loader (build/user/tlsrekey)
+
 # ---------------------------------------------------------------- selftests
 include selftests/Makefile.inc
 
@@ -122,8 +139,10 @@ test: all ## run every selftest in one VM boot (DEBUG=1: debug kernel)
 	@$(VM_RUN) -- env TLS_FILTER="$(TLS_FILTER)" TLS_FULL="$(TLS_FULL)" SLOW_KERNEL="$(DEBUG)" \
 		$(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
 
-demo: all ## boot the VM, bring up the netdevsim pair, show kTLS counters (placeholder)
-	@$(VM_RUN) -- $(TOP)/selftests/demo.sh
+demo: all ## boot the VM: bulk TLS both ways with key updates, faults, policies; picture in build/demo/
+	@rm -rf $(B)/demo
+	@$(VM_RUN) --out $(B)/demo -- $(TOP)/selftests/demo.sh $(B)
+	@echo "picture of the run: $(B)/demo/demo.png (samples: $(B)/demo/samples.csv)"
 
 clean: ## remove userspace and BPF outputs (keeps kernel and tools)
 	rm -rf $(B)/bpf $(B)/selftests $(B)/vm

@@ -20,15 +20,14 @@ struct backoff_conf {
 };
 TUNABLES(backoff_conf, struct backoff_conf);
 
-enum backoff_counter {
-	BACKOFF_RETRIES,	/* retries scheduled */
-	BACKOFF_GAVE_UP,	/* keys left in SW after max_attempts */
-	BACKOFF_TRIPS,		/* times a breaker opened */
-	BACKOFF_HELD,		/* reinstalls held back by an open breaker */
-	BACKOFF_RESUMED,	/* keys the device took */
-	NR_BACKOFF_COUNTERS,
+struct backoff_stats {
+	u64 retries;		/* retries scheduled */
+	u64 gave_up;		/* keys left in SW after max_attempts */
+	u64 trips;		/* times a breaker opened */
+	u64 held;		/* reinstalls held back by an open breaker */
+	u64 resumed;		/* keys the device took */
 };
-COUNTERS(backoff_stats, NR_BACKOFF_COUNTERS);
+STATS(backoff_stats, struct backoff_stats);
 
 struct breaker {
 	u32 failures;		/* refused keys in a row */
@@ -45,19 +44,22 @@ struct {
 
 TLS_REKEY_DECIDE(backoff_reinstall)
 {
+	struct backoff_stats *st = stat(&backoff_stats);
 	u32 ifindex = rekey->ifindex;
 	struct breaker *b = bpf_map_lookup_elem(&backoff_breakers, &ifindex);
 	u64 now = bpf_ktime_get_ns(), wait_ms;
 
 	if (!b || now >= b->open_until_ns)
 		return TLS_REKEY_INSTALL;
-	count(&backoff_stats, BACKOFF_HELD);
+	if (st)
+		st->held++;
 	wait_ms = (b->open_until_ns - now + NSEC_PER_MSEC - 1) / NSEC_PER_MSEC;
 	return wait_ms < TLS_REKEY_MAX_DELAY_MS ? wait_ms : TLS_REKEY_MAX_DELAY_MS;
 }
 
 TLS_REKEY_DECIDE(backoff_dev_add_failed)
 {
+	struct backoff_stats *st = stat(&backoff_stats);
 	struct backoff_conf *c = tunables(&backoff_conf);
 	struct breaker fresh = {}, *b;
 	u32 ifindex = rekey->ifindex;
@@ -72,29 +74,36 @@ TLS_REKEY_DECIDE(backoff_dev_add_failed)
 		b->failures = 0;
 		b->open_until_ns = bpf_ktime_get_ns() +
 				   or_default(c->breaker_ms, 30000) * NSEC_PER_MSEC;
-		count(&backoff_stats, BACKOFF_TRIPS);
+		if (st)
+			st->trips++;
 	}
 
 	if (rekey->attempt >= or_default(c->max_attempts, 5)) {
-		count(&backoff_stats, BACKOFF_GAVE_UP);
+		if (st)
+			st->gave_up++;
 		return TLS_REKEY_STAY_SW;
 	}
 	shift = rekey->attempt - 1 < 16 ? rekey->attempt - 1 : 16;
 	delay_ms = or_default(c->base_ms, 100) << shift;
 	if (delay_ms > or_default(c->cap_ms, 10000))
 		delay_ms = or_default(c->cap_ms, 10000);
-	count(&backoff_stats, BACKOFF_RETRIES);
+	if (delay_ms > TLS_REKEY_MAX_DELAY_MS)
+		delay_ms = TLS_REKEY_MAX_DELAY_MS;
+	if (st)
+		st->retries++;
 	return delay_ms;
 }
 
 TLS_REKEY_NOTIFY(backoff_resumed)
 {
+	struct backoff_stats *st = stat(&backoff_stats);
 	u32 ifindex = rekey->ifindex;
 	struct breaker *b = bpf_map_lookup_elem(&backoff_breakers, &ifindex);
 
 	if (b)
 		b->failures = 0;
-	count(&backoff_stats, BACKOFF_RESUMED);
+	if (st)
+		st->resumed++;
 }
 
 TLS_REKEY_POLICY(backoff,

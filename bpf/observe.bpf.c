@@ -2,32 +2,26 @@
 /*
  * observe: the default decisions, and counts of everything.
  *
- *   observe_dev	events by device and direction (per-CPU)
- *   observe_netns	events by network namespace and direction (per-CPU)
- *   observe_win_us	log2 histogram of SW windows, key update to resumed (us)
- *   observe_win_bytes	log2 histogram of the bytes handled in SW in them
- *   observe_lat_us	log2 histogram of TX old key retired -> resumed (us)
+ *   observe_dev	events by device and direction
+ *   observe_netns	events by network namespace and direction
+ *   observe_windows	log2 histograms: SW windows (key update to resumed)
+ *			in us and in bytes, TX old key retired to resumed in us
  *   observe_errno	tls_dev_add failures by errno
  */
 #include "tls_rekey.bpf.h"
 
-enum observe_event {
-	EV_STARTED,
-	EV_CLEAN_ACKED,
-	EV_OLD_KEY_RETIRED,
-	EV_REINSTALL,
-	EV_DEV_ADD_FAILED,
-	EV_RESUMED,
-	NR_EVENTS,
-};
-
-struct observe_counts {
-	u64 events[NR_EVENTS];
+struct observe_events {
+	u64 started;
+	u64 clean_acked;
+	u64 old_key_retired;
+	u64 reinstall;
+	u64 dev_add_failed;
+	u64 resumed;
 };
 
 struct observe_dev_key {
 	u32 ifindex;
-	u32 dir;
+	u32 dir;		/* 0 RX, 1 TX */
 };
 
 struct observe_netns_key {
@@ -36,23 +30,38 @@ struct observe_netns_key {
 	u32 pad;
 };
 
-#define EVENT_MAP(name, key_type)					\
+#define EVENTS(name, key_type)						\
 	struct {							\
 		__uint(type, BPF_MAP_TYPE_PERCPU_HASH);			\
 		__uint(max_entries, 1024);				\
 		__type(key, key_type);					\
-		__type(value, struct observe_counts);			\
+		__type(value, struct observe_events);			\
 		PINNED;							\
 	} name SEC(".maps")
 
-EVENT_MAP(observe_dev, struct observe_dev_key);
-EVENT_MAP(observe_netns, struct observe_netns_key);
-COUNTERS(observe_win_us, HIST_SLOTS);
-COUNTERS(observe_win_bytes, HIST_SLOTS);
-COUNTERS(observe_lat_us, HIST_SLOTS);
-COUNTERS(observe_errno, 256);
+EVENTS(observe_dev, struct observe_dev_key);
+EVENTS(observe_netns, struct observe_netns_key);
 
-/* when each socket's old TX key retired, for observe_lat_us */
+struct observe_windows {
+	struct log2_hist window_us;
+	struct log2_hist window_bytes;
+	struct log2_hist retired_to_resumed_us;
+};
+STATS(observe_windows, struct observe_windows);
+
+struct observe_failures {
+	u64 failures;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 256);
+	__type(key, u32);		/* errno */
+	__type(value, struct observe_failures);
+	PINNED;
+} observe_errno SEC(".maps");
+
+/* when each socket's old TX key retired, for retired_to_resumed_us */
 struct retired_key {
 	u64 sk;
 	u32 generation;
@@ -66,30 +75,39 @@ struct {
 	__type(value, u64);		/* rekey->elapsed_ns at retirement */
 } observe_retired SEC(".maps");
 
-static void record(const struct tls_rekey_ctx *rekey, enum observe_event ev)
+static struct observe_events *events(void *map, const void *key)
 {
-	struct observe_dev_key dk = { .ifindex = rekey->ifindex,
-				      .dir = rekey->dir };
-	struct observe_netns_key nk = { .netns_cookie = rekey->netns_cookie,
-					.dir = rekey->dir };
-	struct observe_counts zero = {}, *c;
+	struct observe_events zero = {};
 
-	c = map_get(&observe_dev, &dk, &zero);
-	if (c && ev < NR_EVENTS)
-		c->events[ev]++;
-	c = map_get(&observe_netns, &nk, &zero);
-	if (c && ev < NR_EVENTS)
-		c->events[ev]++;
+	return map_get(map, key, &zero);
 }
+
+/* @field's counter for the device and for the netns of @rekey */
+#define record(rekey, field)						\
+do {									\
+	struct observe_dev_key __dk = { .ifindex = (rekey)->ifindex,	\
+					.dir = (rekey)->dir };		\
+	struct observe_netns_key __nk = {				\
+		.netns_cookie = (rekey)->netns_cookie,			\
+		.dir = (rekey)->dir };					\
+	struct observe_events *__e;					\
+									\
+	__e = events(&observe_dev, &__dk);				\
+	if (__e)							\
+		__e->field++;						\
+	__e = events(&observe_netns, &__nk);				\
+	if (__e)							\
+		__e->field++;						\
+} while (0)
 
 TLS_REKEY_NOTIFY(observe_started)
 {
-	record(rekey, EV_STARTED);
+	record(rekey, started);
 }
 
 TLS_REKEY_NOTIFY(observe_clean_acked)
 {
-	record(rekey, EV_CLEAN_ACKED);
+	record(rekey, clean_acked);
 }
 
 TLS_REKEY_NOTIFY(observe_old_key_retired)
@@ -97,38 +115,44 @@ TLS_REKEY_NOTIFY(observe_old_key_retired)
 	struct retired_key k = { .sk = (u64)sk, .generation = rekey->generation };
 	u64 at = rekey->elapsed_ns;
 
-	record(rekey, EV_OLD_KEY_RETIRED);
+	record(rekey, old_key_retired);
 	bpf_map_update_elem(&observe_retired, &k, &at, BPF_ANY);
 }
 
 TLS_REKEY_DECIDE(observe_reinstall)
 {
-	record(rekey, EV_REINSTALL);
+	record(rekey, reinstall);
 	return TLS_REKEY_INSTALL;
 }
 
 TLS_REKEY_DECIDE(observe_dev_add_failed)
 {
+	struct observe_failures zero = {}, *f;
 	u32 err = -rekey->err;
 
-	record(rekey, EV_DEV_ADD_FAILED);
-	count(&observe_errno, err < 256 ? err : 255);
+	record(rekey, dev_add_failed);
+	f = map_get(&observe_errno, &err, &zero);
+	if (f)
+		f->failures++;
 	return TLS_REKEY_STAY_SW;
 }
 
 TLS_REKEY_NOTIFY(observe_resumed)
 {
 	struct retired_key k = { .sk = (u64)sk, .generation = rekey->generation };
+	struct observe_windows *w = stat(&observe_windows);
 	u64 *retired_at;
 
-	record(rekey, EV_RESUMED);
-	count(&observe_win_us, log2_slot(rekey->elapsed_ns / 1000));
-	count(&observe_win_bytes, log2_slot(rekey->sw_bytes));
+	record(rekey, resumed);
+	if (!w)
+		return;
+	hist_add(&w->window_us, rekey->elapsed_ns / 1000);
+	hist_add(&w->window_bytes, rekey->sw_bytes);
 	retired_at = bpf_map_lookup_elem(&observe_retired, &k);
 	if (!retired_at)
 		return;
-	count(&observe_lat_us,
-	      log2_slot((rekey->elapsed_ns - *retired_at) / 1000));
+	hist_add(&w->retired_to_resumed_us,
+		 (rekey->elapsed_ns - *retired_at) / 1000);
 	bpf_map_delete_elem(&observe_retired, &k);
 }
 

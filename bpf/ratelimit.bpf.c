@@ -17,12 +17,11 @@ struct ratelimit_conf {
 };
 TUNABLES(ratelimit_conf, struct ratelimit_conf);
 
-enum ratelimit_counter {
-	RATELIMIT_GRANTED,	/* installs allowed */
-	RATELIMIT_DEFERRED,	/* installs told to wait */
-	NR_RATELIMIT_COUNTERS,
+struct ratelimit_stats {
+	u64 granted;		/* installs allowed */
+	u64 deferred;		/* installs told to wait */
 };
-COUNTERS(ratelimit_stats, NR_RATELIMIT_COUNTERS);
+STATS(ratelimit_stats, struct ratelimit_stats);
 
 struct ratelimit_bucket {
 	struct bpf_spin_lock lock;
@@ -39,6 +38,7 @@ struct {
 
 TLS_REKEY_DECIDE(ratelimit_reinstall)
 {
+	struct ratelimit_stats *st = stat(&ratelimit_stats);
 	struct ratelimit_conf *c = tunables(&ratelimit_conf);
 	u64 now = bpf_ktime_get_ns(), interval, ahead, wait_ns = 0;
 	struct ratelimit_bucket fresh = {}, *b;
@@ -66,10 +66,12 @@ TLS_REKEY_DECIDE(ratelimit_reinstall)
 	bpf_spin_unlock(&b->lock);
 
 	if (!wait_ns) {
-		count(&ratelimit_stats, RATELIMIT_GRANTED);
+		if (st)
+			st->granted++;
 		return TLS_REKEY_INSTALL;
 	}
-	count(&ratelimit_stats, RATELIMIT_DEFERRED);
+	if (st)
+		st->deferred++;
 	/* at least 1 ms: 0 would mean install */
 	return wait_ns / NSEC_PER_MSEC + 1;
 }

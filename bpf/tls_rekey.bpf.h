@@ -61,6 +61,7 @@
 		PINNED;							\
 	} map SEC(".maps")
 
+/* the one entry of a TUNABLES or STATS map */
 static __always_inline void *tunables(void *map)
 {
 	u32 zero = 0;
@@ -82,25 +83,20 @@ static __always_inline void *map_get(void *map, const void *key,
 
 #define or_default(v, dflt)	((v) ? (v) : (dflt))
 
-/* Counters: per-CPU u64s indexed by an enum; bpftool and the loader sum
- * the CPUs.
+/* Counters: one per-CPU struct of u64 fields (or u64 arrays, drawn as
+ * histograms), so that bpftool and `tlsrekey stats` show them by name and
+ * sum the CPUs. stat(&map) is this CPU's copy.
  */
-#define COUNTERS(map, nr)						\
+#define STATS(map, value_type)						\
 	struct {							\
 		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);		\
-		__uint(max_entries, nr);				\
+		__uint(max_entries, 1);					\
 		__type(key, u32);					\
-		__type(value, u64);					\
+		__type(value, value_type);				\
 		PINNED;							\
 	} map SEC(".maps")
 
-static __always_inline void count(void *map, u32 idx)
-{
-	u64 *c = bpf_map_lookup_elem(map, &idx);
-
-	if (c)
-		(*c)++;
-}
+#define stat(map)	tunables(map)
 
 /* log2 histogram slot of @v: 0 for 0 and 1, 63 at most */
 static __always_inline u32 log2_slot(u64 v)
@@ -117,5 +113,16 @@ static __always_inline u32 log2_slot(u64 v)
 }
 
 #define HIST_SLOTS	64
+
+/* a log2 histogram: slot[i] counts values in [2^i, 2^(i+1)) */
+struct log2_hist {
+	u64 slot[HIST_SLOTS];
+};
+
+static __always_inline void hist_add(struct log2_hist *h, u64 v)
+{
+	if (h)
+		h->slot[log2_slot(v) & (HIST_SLOTS - 1)]++;
+}
 
 #endif /* __TLS_REKEY_BPF_H */

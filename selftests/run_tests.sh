@@ -37,7 +37,8 @@ offload=$out/tls_offload
 	offload+=" -v ip6_tls13_gcm128 -v ip4_tls12_gcm128 -f rekey_policy"
 
 # name : command. Keep the cheap ones first so a broken foundation shows fast.
-suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "tls_offload:$offload")
+suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "tlsrekey:$here/tlsrekey.sh $out"
+	"tls_offload:$offload")
 if [ -n "${TLS_FILTER:-}" ] || [ "${TLS_FULL:-0}" = 1 ]; then
 	suites+=("tls:$out/tls ${TLS_FILTER:-}")
 else
