@@ -2,7 +2,9 @@
 # The demo, in the guest: two namespaces joined by the simulated TLS NIC
 # (netdevsim, TLS offload on), a TLS 1.3 bulk transfer both ways with a
 # KeyUpdate every 4 MiB each way, refused key installs injected on a's
-# device, the observe policy loaded and then replaced by backoff mid-run.
+# device, the observe policy loaded and then replaced by backoff mid-run
+# (with observe a refused key stays in SW until the next key update; with
+# backoff it is retried 100 ms later).
 # Prints a timeline of the key updates, the policy's counters, the key
 # update lines of /proc/net/tls_stat, a verdict; draws the run into
 # $VM_OUT/demo.png (the host's build/demo/).
@@ -34,16 +36,16 @@ say "the run"
 t0=$(awk '{ print $1 }' /proc/uptime)
 at "tlsrekey load observe"
 "$tlsrekey" load observe || exit 1
-"$build/selftests/tls_bulk" -b 64 -e 4 -i 250 -o "$out/samples.csv" 2>"$out/bulk.log" &
+"$build/selftests/tls_bulk" -b 128 -e 4 -i 250 -o "$out/samples.csv" 2>"$out/bulk.log" &
 bulk=$!
-sleep 8
+sleep 5
 at "a's device refuses the next 2 key installs (netdevsim fail_add=2)"
 echo 2 >$knob
 sleep 7
 at "tlsrekey replace backoff --set base_ms=100 (one link update, traffic running)"
 "$tlsrekey" replace backoff --set base_ms=100
-sleep 3
-at "a's device refuses the next 2 key installs again; backoff retries"
+sleep 4
+at "a's device refuses the next 2 key installs again; backoff retries them"
 echo 2 >$knob
 wait $bulk
 bulk_rc=$?
@@ -82,15 +84,14 @@ for line in open(out + "/trace.txt"):
         res = "back in HW" + (" (attempt %s)" % f["attempt"] if f["attempt"] != "1" else "")
     else:
         res = "device refused (%s), attempt %s" % (f["ret"], f["attempt"])
-    st = starts.get(key, (t - ms / 1000, f["generation"]))
+    # the key update's start: elapsed_us counts from it
+    st = starts.pop(key, (t - ms / 1000, f["generation"]))
     rows.append((st[0], sock, d, f["generation"], ms, int(f["sw_bytes"]), res))
-    if kind == "reinstall":
-        starts.pop(key, None)
-        if d == "tx":
-            windows.append((sock, st[0], t))
+    if kind == "reinstall" and d == "tx":
+        windows.append((sock, st[0], t))
 for key, (t, g) in starts.items():
     rows.append((t, socks[key[0]], key[1], g, None, None, "in SW at the end"))
-rows.sort()
+rows.sort(key=lambda r: (r[0], r[4] if r[4] is not None else -1))
 print("%8s  %4s %3s %4s %10s %10s  %s" % ("time", "sock", "dir", "key", "window", "SW bytes", "result"))
 for t, sock, d, g, ms, b, res in rows:
     print("%7.2fs  %4d %3s %4s %10s %10s  %s" % (t, sock, d, g,
@@ -110,12 +111,10 @@ PY
 
 say "tlsrekey status"
 "$tlsrekey" status
-say "tlsrekey stats"
-"$tlsrekey" stats
-for ns in $NS_A $NS_B; do
-	say "/proc/net/tls_stat of $ns (key update lines)"
-	ip netns exec $ns grep -E 'Rekey|CurrTxDevice|CurrRxDevice|DecryptError' /proc/net/tls_stat
-done
+say "tlsrekey stats --netns $NS_A"
+"$tlsrekey" stats --netns $NS_A
+say "/proc/net/tls_stat of $NS_B"
+ip netns exec $NS_B grep -E 'Rekey|DecryptError' /proc/net/tls_stat
 
 gnuplot <<EOF
 set terminal png size 1200,500 noenhanced
@@ -123,10 +122,10 @@ set output "$out/demo.png"
 set title "TLS 1.3 bulk both ways over the simulated offload NIC; KeyUpdate every 4 MiB per direction; observe, then backoff"
 set xlabel "time (s)"
 set ylabel "MiB/s"
-set key top left
+set key top right
 set datafile separator ","
 load "$out/windows.gp"
-set label "shaded: a sender in SW after a KeyUpdate (socket 1 red, 2 blue); ticks: key updates" at graph 0.01, graph 0.93
+set label "shaded: a sender in SW after a KeyUpdate (socket 1 red, 2 blue); ticks: key updates" at graph 0.01, graph 0.96
 plot "$out/samples.csv" using 1:2 every ::1 with lines lw 2 title "a -> b", \
      "$out/samples.csv" using 1:5 every ::1 with lines lw 2 title "b -> a"
 EOF

@@ -15,10 +15,13 @@
  * fields (struct log2_hist fields are histograms). The policy's maps are
  * found again as the pinned maps sharing its BTF object.
  */
+#define _GNU_SOURCE
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -233,6 +236,7 @@ struct active {
 	int nr_maps;
 	struct {
 		char pin[PATH_MAX];
+		const char *name;	/* the pin's name: the map's, untruncated */
 		struct bpf_map_info info;
 	} maps[MAX_MAPS];
 };
@@ -319,6 +323,7 @@ static int find_active(struct active *a)
 		if (!map_info(fd, &info) && info.btf_id == a->btf_id &&
 		    info.type != BPF_MAP_TYPE_STRUCT_OPS) {
 			snprintf(a->maps[a->nr_maps].pin, PATH_MAX, "%s", path);
+			a->maps[a->nr_maps].name = strrchr(a->maps[a->nr_maps].pin, '/') + 1;
 			a->maps[a->nr_maps++].info = info;
 		}
 		close(fd);
@@ -337,7 +342,7 @@ static const char *active_map(const struct active *a, const char *suffix,
 
 	snprintf(name, sizeof(name), "%s_%s", a->name, suffix);
 	for (i = 0; i < a->nr_maps; i++)
-		if (!strncmp(a->maps[i].info.name, name, BPF_OBJ_NAME_LEN - 1)) {
+		if (!strcmp(a->maps[i].name, name)) {
 			if (info)
 				*info = a->maps[i].info;
 			return a->maps[i].pin;
@@ -349,7 +354,8 @@ static const char *active_map(const struct active *a, const char *suffix,
 
 /* KEY=VALUE checked against the conf struct in @btf (type @type_id) */
 struct setting {
-	const char *key;
+	const char *key;	/* KEY=VALUE; the key is key_len long */
+	int key_len;
 	unsigned long long value;
 	__u32 offset, size;
 };
@@ -406,6 +412,7 @@ static int parse_settings(const char *policy, const struct btf *btf,
 			return fail(EXIT_USAGE, "'%s': expected KEY=VALUE", args[i]);
 		*eq = 0;
 		out[i].key = args[i];
+		out[i].key_len = eq - args[i];
 		m = btf ? conf_field(btf, type_id, args[i], &size) : NULL;
 		if (!m) {
 			list_tunables(policy, btf, type_id);
@@ -535,7 +542,11 @@ static int load_object(struct loaded *l, char **sets, int nr_sets,
 	if (bpf_object__load(l->obj)) {
 		err = -errno;
 		print_log_tail();
-		return fail_errno(err, "loading the policy failed (verifier log above)");
+		/* the verifier says EACCES too: its log tells them apart */
+		log_buf[log_len] = 0;
+		if (strstr(log_buf, "BEGIN PROG LOAD LOG"))
+			return fail(EXIT_LOAD, "the kernel refused the policy's programs (verifier log above)");
+		return fail_errno(err, "loading the policy failed");
 	}
 	if (!nr_sets)
 		return 0;
@@ -786,7 +797,7 @@ static int cmd_status(bool json)
 		       (long long)a.since, a.link_id, a.ops_map_id);
 		for (i = 0; i < a.nr_maps; i++) {
 			printf("%s", i ? ", " : "");
-			json_str(a.maps[i].info.name);
+			json_str(a.maps[i].name);
 			printf(": %u", a.maps[i].info.id);
 		}
 		printf("}, \"tunables\": {");
@@ -811,7 +822,7 @@ static int cmd_status(bool json)
 	printf("link:           id %u, pinned at %s\n", a.link_id, a.link_pin);
 	printf("struct_ops map: id %u\n", a.ops_map_id);
 	for (i = 0; i < a.nr_maps; i++)
-		printf("map:            %-16s id %-5u %s\n", a.maps[i].info.name,
+		printf("map:            %-18s id %-5u %s\n", a.maps[i].name,
 		       a.maps[i].info.id, a.maps[i].pin);
 	if (!t) {
 		printf("tunables:       none\n");
@@ -864,7 +875,7 @@ static int cmd_set(char **sets, int nr_sets)
 	if (err)
 		goto out;
 	for (i = 0; i < nr_sets; i++)
-		printf("%s: %s %llu -> %llu\n", a.name, s[i].key,
+		printf("%s: %.*s %llu -> %llu\n", a.name, s[i].key_len, s[i].key,
 		       read_uint((char *)conf + s[i].offset, s[i].size), s[i].value);
 	apply_settings(conf, s, nr_sets);
 	fd = bpf_obj_get(pin);
@@ -1007,8 +1018,8 @@ static void print_key(const struct btf *btf, __u32 type_id, const void *key,
 }
 
 /* One per-CPU map of the policy: every entry, the CPUs summed. */
-static void print_map(const char *pin, const struct bpf_map_info *info,
-		      bool json)
+static void print_map(const char *pin, const char *name,
+		      const struct bpf_map_info *info, bool json)
 {
 	int cpus = libbpf_num_possible_cpus(), fd, i, n = 0;
 	size_t vsize = (info->value_size + 7) / 8 * 8;
@@ -1022,10 +1033,10 @@ static void print_map(const char *pin, const struct bpf_map_info *info,
 	if (fd < 0 || !btf || !key || !next || !percpu || !sum)
 		goto out;
 	if (json) {
-		json_str(info->name);
+		json_str(name);
 		printf(array ? ": " : ": [");
 	} else {
-		printf("%s\n", info->name);
+		printf("%s\n", name);
 	}
 	while (!bpf_map_get_next_key(fd, first ? NULL : key, next)) {
 		first = false;
@@ -1073,10 +1084,38 @@ out:
 	free(sum);
 }
 
-/* the key update lines of /proc/net/tls_stat (this netns) */
+/* --netns: the network namespace whose /proc/net/tls_stat stats shows */
+static const char *stat_netns;
+
+/* /proc/net/tls_stat of @stat_netns (a name in /run/netns), else of ours */
+static FILE *open_tls_stat(void)
+{
+	char path[PATH_MAX];
+	int self, fd;
+	FILE *f;
+
+	if (!stat_netns)
+		return fopen("/proc/net/tls_stat", "r");
+	snprintf(path, sizeof(path), "/run/netns/%s", stat_netns);
+	fd = open(path, O_RDONLY);
+	self = open("/proc/self/ns/net", O_RDONLY);
+	if (fd < 0 || self < 0 || setns(fd, CLONE_NEWNET)) {
+		f = NULL;
+	} else {
+		f = fopen("/proc/thread-self/net/tls_stat", "r");
+		setns(self, CLONE_NEWNET);
+	}
+	if (fd >= 0)
+		close(fd);
+	if (self >= 0)
+		close(self);
+	return f;
+}
+
+/* the key update lines of /proc/net/tls_stat */
 static void print_tls_stat(bool json)
 {
-	FILE *f = fopen("/proc/net/tls_stat", "r");
+	FILE *f = open_tls_stat();
 	char name[64];
 	unsigned long long v;
 	int n = 0;
@@ -1084,7 +1123,8 @@ static void print_tls_stat(bool json)
 	if (json)
 		printf("\"tls_stat\": {");
 	else
-		printf("/proc/net/tls_stat (key updates, this netns)\n");
+		printf("/proc/net/tls_stat, key updates (netns %s)%s\n",
+		       stat_netns ?: "of tlsrekey", f ? "" : ": cannot read it");
 	while (f && fscanf(f, "%63s %llu", name, &v) == 2) {
 		if (!strstr(name, "Rekey"))
 			continue;
@@ -1143,7 +1183,8 @@ static int cmd_stats(bool json, int watch, int count)
 				continue;
 			if (json && shown)
 				printf(", ");
-			print_map(a.maps[i].pin, &a.maps[i].info, json);
+			print_map(a.maps[i].pin, a.maps[i].name, &a.maps[i].info,
+				  json);
 			shown++;
 		}
 		if (json) {
@@ -1185,11 +1226,12 @@ static const struct {
 	  "when, its link and map ids, and its tunables with their meaning.\n"
 	  "JSON: {kernel_support, pin_dir, policy, since, link_id,\n"
 	  "struct_ops_map_id, maps: {name: id}, tunables: {name: value}}.\n" },
-	{ "stats", "stats [--json] [--watch SECONDS [--count N]]",
+	{ "stats", "stats [--json] [--netns NAME] [--watch SECONDS [--count N]]",
 	  "Show the active policy's counters (per-CPU maps, CPUs summed): by\n"
 	  "device and netns where the policy keys them so, histograms as text\n"
 	  "bars (slot [a, b) counts values from a to b), then the key update\n"
-	  "lines of /proc/net/tls_stat of tlsrekey's netns. --watch repeats every\n"
+	  "lines of /proc/net/tls_stat of tlsrekey's netns, or of the netns NAME\n"
+	  "(/run/netns/NAME, as ip-netns names them). --watch repeats every\n"
 	  "SECONDS (N times with --count, else until interrupted).\n"
 	  "JSON, one object per line: {time, policy, maps: {MAP: VALUE or\n"
 	  "[{key, value}]}, tls_stat: {name: value}}; values are objects of\n"
@@ -1308,6 +1350,9 @@ int main(int argc, char **argv)
 					    argv[i], argv[i + 1]);
 			*(argv[i][2] == 'w' ? &watch : &count) = v;
 			i++;
+		} else if (!strcmp(argv[i], "--netns") && i + 1 < argc &&
+			   !strcmp(cmd, "stats")) {
+			stat_netns = argv[++i];
 		} else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
 			if (nr_sets == MAX_SETS)
 				return fail(EXIT_USAGE, "at most %d settings", MAX_SETS);
