@@ -54,6 +54,9 @@ for e in start retire reinstall fail; do
 	echo 0 >$trace/events/tls/tls_device_rekey_$e/enable
 done
 cp $trace/trace "$out/trace.txt"
+for ns in $NS_A $NS_B; do
+	ip netns exec $ns cat /proc/net/tls_stat >"$out/tls_stat.$ns"
+done
 
 say "key updates (from the tls:tls_device_rekey_* tracepoints)"
 python3 - "$out" <<'PY'
@@ -107,6 +110,20 @@ with open(out + "/windows.gp", "w") as w:
         if d == "tx":
             w.write('set arrow from %f, graph 0 to %f, graph 0.06 nohead lc rgb "black"\n' % (t, t))
 print("\n%d key updates (TX and RX), %d SW windows ended back in HW" % (len(rows), len(windows)))
+# the timeline against the kernel's counters of both namespaces
+stat = {}
+for ns in ("tls-a", "tls-b"):
+    for line in open(out + "/tls_stat." + ns):
+        k, v = line.split()
+        stat[k] = stat.get(k, 0) + int(v)
+back = sum(1 for r in rows if r[6].startswith("back in HW"))
+refused = sum(1 for r in rows if r[6].startswith("device refused"))
+want_back = stat["TlsTxRekeyDeviceReinstall"] + stat["TlsRxRekeyDeviceReinstall"]
+want_refused = stat["TlsTxRekeyDeviceFail"] + stat["TlsRxRekeyDeviceFail"]
+ok = back == want_back and refused == want_refused
+print("timeline vs /proc/net/tls_stat: back in HW %d = %d, refused %d = %d: %s"
+      % (back, want_back, refused, want_refused, "consistent" if ok else "MISMATCH"))
+open(out + "/consistent", "w").write("yes\n" if ok else "no\n")
 PY
 
 say "tlsrekey status"
@@ -134,7 +151,8 @@ say "verdict"
 cat "$out/bulk.log"
 "$tlsrekey" unload >/dev/null
 topo_down 200
-if [ "$bulk_rc" = 0 ] && grep -q "every byte arrived intact" "$out/bulk.log"; then
+if [ "$bulk_rc" = 0 ] && grep -q "every byte arrived intact" "$out/bulk.log" &&
+   grep -q yes "$out/consistent" 2>/dev/null; then
 	echo "VERDICT: every byte arrived intact, both ways, across every key update"
 	exit 0
 fi
