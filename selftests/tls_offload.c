@@ -1781,16 +1781,28 @@ TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
  */
 struct pol_switch {
 	struct policy *from, *to;
+	long long adds;		/* a's device installs at the start */
 	int replaced, detached;
 };
 
+/* a's device took @n more keys (or 60 s passed) */
+static void pol_wait_adds(struct pol_switch *s, long long n)
+{
+	int tries;
+
+	for (tries = 0; tries < 6000 && dev_stat(NSIM_A, "adds") < s->adds + n;
+	     tries++)
+		usleep(10000);
+}
+
+/* replace after 100 key installs, detach after 250: mid-run on any machine */
 static void *pol_switcher(void *arg)
 {
 	struct pol_switch *s = arg;
 
-	usleep(1000000);
+	pol_wait_adds(s, 100);
 	s->replaced = policy_replace(s->from, s->to);
-	usleep(1000000);
+	pol_wait_adds(s, 250);
 	bpf_link__destroy(s->to->link);
 	s->to->link = NULL;
 	s->detached = 1;
@@ -1814,6 +1826,7 @@ TEST_F_TIMEOUT(rekey_policy, replaced_and_detached_under_traffic, 300)
 	rk_offload_ab(_metadata, &self->rk, true);
 	adds_b = dev_stat(NSIM_B, "adds");
 	opened = dev_stat(NSIM_B, "rx_records");
+	sw.adds = dev_stat(NSIM_A, "adds");
 	ASSERT_EQ(pthread_create(&th, NULL, pol_switcher, &sw), 0);
 	rk_run(_metadata, &self->rk, 400 * 32768, 32768, false, false, &tx, &rx);
 	pthread_join(th, NULL);
