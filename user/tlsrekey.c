@@ -13,7 +13,7 @@
  * POLICY_ops, its tunables are the struct in its one-entry POLICY_conf
  * array, its counters are per-CPU maps whose values are structs of u64
  * fields (struct log2_hist fields are histograms). The policy's maps are
- * found again as the pinned maps sharing its BTF object.
+ * found again as the maps pinned as POLICY_... next to its link.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -76,7 +76,7 @@ struct builtin {
 static const struct tunable_doc backoff_tunables[] = {
 	{ "base_ms", 100, 60000, "first retry of a refused key after this many ms" },
 	{ "cap_ms", 10000, 60000, "longest retry delay (ms); delays double up to it" },
-	{ "max_attempts", 5, 1000, "tls_dev_add calls per key, then SW until the next key" },
+	{ "max_attempts", 5, 64, "tls_dev_add calls per key, then SW until the next key (the kernel stops at 64)" },
 	{ "breaker_failures", 3, 1000000, "refusals in a row that trip a device's breaker" },
 	{ "breaker_ms", 30000, 86400000, "how long a tripped device gets no new keys (ms)" },
 	{ NULL }
@@ -131,24 +131,41 @@ static bool verbose;
 static char log_buf[1 << 16];
 static size_t log_len;
 
+/* set when libbpf passed on a verifier log: the kernel refused a program */
+static bool verifier_refused;
+
 static int libbpf_log(enum libbpf_print_level level, const char *fmt,
 		      va_list ap)
 {
+	size_t keep = sizeof(log_buf) / 4, len;
+	char *msg = NULL;
 	int n;
 
-	if (verbose)
-		return vfprintf(stderr, fmt, ap);
-	if (level == LIBBPF_DEBUG)
+	if (level == LIBBPF_DEBUG && !verbose)
 		return 0;
-	n = vsnprintf(log_buf + log_len, sizeof(log_buf) - log_len, fmt, ap);
-	if (n > 0)
-		log_len = log_len + n < sizeof(log_buf) ? log_len + n :
-			  sizeof(log_buf) - 1;
-	if (log_len > sizeof(log_buf) / 2) {	/* keep the newest half */
-		memmove(log_buf, log_buf + log_len - sizeof(log_buf) / 4,
-			sizeof(log_buf) / 4);
-		log_len = sizeof(log_buf) / 4;
+	n = vasprintf(&msg, fmt, ap);
+	if (n < 0)
+		return n;
+	if (strstr(msg, "BEGIN PROG LOAD LOG"))
+		verifier_refused = true;
+	if (verbose) {
+		fputs(msg, stderr);
+		free(msg);
+		return n;
 	}
+	/* the newest part of the log: the verifier's error is at its end */
+	len = n;
+	if (len > keep) {
+		memmove(msg, msg + len - keep, keep);
+		len = keep;
+	}
+	if (log_len + len >= sizeof(log_buf)) {
+		memmove(log_buf, log_buf + log_len - keep, keep);
+		log_len = keep;
+	}
+	memcpy(log_buf + log_len, msg, len);
+	log_len += len;
+	free(msg);
 	return n;
 }
 
@@ -294,7 +311,9 @@ static int find_active(struct active *a)
 				a->link_id = link.id;
 				a->ops_map_id = info.id;
 				a->btf_id = info.btf_id;
-				snprintf(a->name, sizeof(a->name), "%s", info.name);
+				/* the pin is named after the map, untruncated */
+				snprintf(a->name, sizeof(a->name), "%.*s",
+					 (int)sizeof(a->name) - 1, de->d_name);
 				if (strlen(a->name) > 4 &&
 				    !strcmp(a->name + strlen(a->name) - 4, "_ops"))
 					a->name[strlen(a->name) - 4] = 0;
@@ -311,16 +330,19 @@ static int find_active(struct active *a)
 	if (!a->link_id)
 		return 0;
 
-	/* the maps pinned here that came with the same object */
+	/* the policy's maps: pinned here as POLICY_... (bpf/README.md); a
+	 * map libbpf re-used from an earlier pin belongs to it as well
+	 */
 	d = opendir(pin_dir);
 	while (d && (de = readdir(d)) && a->nr_maps < MAX_MAPS) {
-		if (de->d_name[0] == '.')
+		if (strncmp(de->d_name, a->name, strlen(a->name)) ||
+		    de->d_name[strlen(a->name)] != '_')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", pin_dir, de->d_name);
 		fd = bpf_obj_get(path);
 		if (fd < 0)
 			continue;
-		if (!map_info(fd, &info) && info.btf_id == a->btf_id &&
+		if (!map_info(fd, &info) &&
 		    info.type != BPF_MAP_TYPE_STRUCT_OPS) {
 			snprintf(a->maps[a->nr_maps].pin, PATH_MAX, "%s", path);
 			a->maps[a->nr_maps].name = strrchr(a->maps[a->nr_maps].pin, '/') + 1;
@@ -426,7 +448,7 @@ static int parse_settings(const char *policy, const struct btf *btf,
 		if (doc && doc->max < max)
 			max = doc->max;
 		errno = 0;
-		out[i].value = strtoull(eq + 1, &end, 0);
+		out[i].value = strtoull(eq + 1, &end, 10);
 		if (!isdigit((unsigned char)eq[1]) || *end || errno ||
 		    out[i].value > max)
 			return fail(EXIT_USAGE, "%s=%s: expected an integer from 0 to %llu%s",
@@ -448,11 +470,12 @@ static void apply_settings(void *conf, const struct setting *s, int n)
 		memcpy((char *)conf + s[i].offset, &s[i].value, s[i].size);
 }
 
-static unsigned long long read_uint(const void *p, __u32 size)
+static unsigned long long read_uint(const void *p, __s64 size)
 {
 	unsigned long long v = 0;
 
-	memcpy(&v, p, size);	/* little-endian host, as the BPF target */
+	if (size > 0 && size <= 8)	/* wider members read as 0 */
+		memcpy(&v, p, size);	/* little-endian, as the BPF target */
 	return v;
 }
 
@@ -493,9 +516,13 @@ static int open_policy(const char *arg, struct loaded *l)
 	bpf_object__for_each_map(map, l->obj)
 		if (bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS && !l->ops)
 			l->ops = map;
-	if (!l->ops) {
+	if (!l->ops || strcmp(btf__name_by_offset(bpf_object__btf(l->obj),
+			btf__type_by_id(bpf_object__btf(l->obj),
+					bpf_map__btf_value_type_id(l->ops))->name_off),
+			"tls_rekey_ops")) {
 		bpf_object__close(l->obj);
-		return fail(EXIT_USAGE, "%s has no struct_ops (.struct_ops.link section)", arg);
+		return fail(EXIT_USAGE, "%s has no struct tls_rekey_ops (in a .struct_ops.link section)",
+			    arg);
 	}
 	snprintf(l->name, sizeof(l->name), "%s", bpf_map__name(l->ops));
 	if (strlen(l->name) > 4 && !strcmp(l->name + strlen(l->name) - 4, "_ops"))
@@ -543,8 +570,7 @@ static int load_object(struct loaded *l, char **sets, int nr_sets,
 		err = -errno;
 		print_log_tail();
 		/* the verifier says EACCES too: its log tells them apart */
-		log_buf[log_len] = 0;
-		if (strstr(log_buf, "BEGIN PROG LOAD LOG"))
+		if (verifier_refused)
 			return fail(EXIT_LOAD, "the kernel refused the policy's programs (verifier log above)");
 		return fail_errno(err, "loading the policy failed");
 	}
@@ -743,7 +769,7 @@ static void *read_conf(const struct active *a, struct btf **btf,
 
 	*btf = NULL;
 	*pin = active_map(a, "conf", &info);
-	if (!*pin)
+	if (!*pin || info.type != BPF_MAP_TYPE_ARRAY || info.key_size != 4)
 		return NULL;
 	fd = bpf_obj_get(*pin);
 	conf = calloc(1, info.value_size);
@@ -895,7 +921,27 @@ out:
  * histograms (text) or lists (JSON), nested structs by name.
  */
 static void print_value(const struct btf *btf, __u32 type_id, const __u64 *v,
-			bool json, const char *indent);
+			size_t nr_u64, bool json, const char *indent);
+
+/* Slots of a histogram member @t (an array of u64, or a struct holding
+ * only one) starting @at u64s into a value of @nr_u64; -1 if not one.
+ */
+static int hist_len(const struct btf *btf, const struct btf_type *t,
+		    size_t at, size_t nr_u64)
+{
+	const struct btf_type *elem;
+	__u32 n;
+
+	if (btf_is_struct(t) && btf_vlen(t) == 1)
+		t = btf__type_by_id(btf, btf__resolve_type(btf, btf_members(t)->type));
+	if (!t || !btf_is_array(t))
+		return -1;
+	elem = btf__type_by_id(btf, btf__resolve_type(btf, btf_array(t)->type));
+	n = btf_array(t)->nelems;
+	if (!elem || !btf_is_int(elem) || elem->size != 8 || at + n > nr_u64)
+		return -1;
+	return n;
+}
 
 static void print_hist(const __u64 *slot, int n, bool json, const char *indent)
 {
@@ -926,14 +972,14 @@ static void print_hist(const __u64 *slot, int n, bool json, const char *indent)
 	for (i = first; i <= last; i++) {
 		bar = max ? (int)(slot[i] * 40 / max) : 0;
 		printf("%s  [%10llu, %10llu) %8llu |%.*s\n", indent,
-		       i ? 1ULL << i : 0ULL, 1ULL << (i + 1),
+		       i ? 1ULL << i : 0ULL, i < 63 ? 1ULL << (i + 1) : ~0ULL,
 		       (unsigned long long)slot[i], bar,
 		       "########################################");
 	}
 }
 
 static void print_value(const struct btf *btf, __u32 type_id, const __u64 *v,
-			bool json, const char *indent)
+			size_t nr_u64, bool json, const char *indent)
 {
 	const struct btf_type *t = btf__type_by_id(btf, btf__resolve_type(btf, type_id));
 	const struct btf_member *m;
@@ -960,19 +1006,16 @@ static void print_value(const struct btf *btf, __u32 type_id, const __u64 *v,
 		} else {
 			printf("%s%s:", indent, name);
 		}
-		if (btf_is_array(mt))
-			print_hist(f, btf_array(mt)->nelems, json, indent);
-		else if (btf_is_struct(mt) && btf_vlen(mt) == 1 &&
-			 btf_is_array(btf__type_by_id(btf, btf__resolve_type(btf, btf_members(mt)->type))))
-			print_hist(f, btf_array(btf__type_by_id(btf,
-				   btf__resolve_type(btf, btf_members(mt)->type)))->nelems,
-				   json, indent);
-		else if (btf_is_struct(mt)) {
+		if (hist_len(btf, mt, f - v, nr_u64) >= 0)
+			print_hist(f, hist_len(btf, mt, f - v, nr_u64), json,
+				   indent);
+		else if (btf_is_struct(mt) && (size_t)(f - v) < nr_u64) {
 			if (!json)
 				putchar('\n');
-			print_value(btf, m->type, f, json, deeper);
+			print_value(btf, m->type, f, nr_u64 - (f - v), json, deeper);
 		} else
-			printf(json ? "%llu" : " %llu\n", (unsigned long long)f[0]);
+			printf(json ? "%llu" : " %llu\n", (size_t)(f - v) < nr_u64 ?
+			       (unsigned long long)f[0] : 0ULL);
 	}
 	if (json)
 		putchar('}');
@@ -987,7 +1030,7 @@ static void print_key(const struct btf *btf, __u32 type_id, const void *key,
 	const struct btf_type *t = btf__type_by_id(btf, btf__resolve_type(btf, type_id));
 	const struct btf_member *m;
 	unsigned long long v;
-	int i;
+	int i, shown = 0;
 
 	if (!t || !btf_is_struct(t)) {
 		v = read_uint(key, key_size > 8 ? 8 : key_size);
@@ -1004,7 +1047,7 @@ static void print_key(const struct btf *btf, __u32 type_id, const void *key,
 		v = read_uint((const char *)key + btf_member_bit_offset(t, i) / 8,
 			      btf__resolve_size(btf, m->type));
 		if (json) {
-			printf("%s", i ? ", " : "");
+			printf("%s", shown++ ? ", " : "");
 			json_str(name);
 			printf(": %llu", v);
 		} else if (!strcmp(name, "dir")) {
@@ -1018,7 +1061,7 @@ static void print_key(const struct btf *btf, __u32 type_id, const void *key,
 }
 
 /* One per-CPU map of the policy: every entry, the CPUs summed. */
-static void print_map(const char *pin, const char *name,
+static bool print_map(const char *pin, const char *name,
 		      const struct bpf_map_info *info, bool json)
 {
 	int cpus = libbpf_num_possible_cpus(), fd, i, n = 0;
@@ -1027,11 +1070,13 @@ static void print_map(const char *pin, const char *name,
 	__u64 *percpu = calloc(cpus, vsize), *sum = calloc(1, vsize);
 	struct btf *btf = btf__load_from_kernel_by_id(info->btf_id);
 	bool first = true, array = info->type == BPF_MAP_TYPE_PERCPU_ARRAY;
+	bool printed = false;
 	size_t w;
 
 	fd = bpf_obj_get(pin);
 	if (fd < 0 || !btf || !key || !next || !percpu || !sum)
 		goto out;
+	printed = true;
 	if (json) {
 		json_str(name);
 		printf(array ? ": " : ": [");
@@ -1054,7 +1099,8 @@ static void print_map(const char *pin, const char *name,
 				print_key(btf, info->btf_key_type_id, key,
 					  info->key_size, true);
 			printf(array ? "" : ", \"value\": ");
-			print_value(btf, info->btf_value_type_id, sum, true, "");
+			print_value(btf, info->btf_value_type_id, sum, vsize / 8,
+				    true, "");
 			printf(array ? "" : "}");
 		} else {
 			if (!array) {
@@ -1063,8 +1109,8 @@ static void print_map(const char *pin, const char *name,
 					  info->key_size, false);
 				putchar('\n');
 			}
-			print_value(btf, info->btf_value_type_id, sum, false,
-				    array ? "  " : "    ");
+			print_value(btf, info->btf_value_type_id, sum, vsize / 8,
+				    false, array ? "  " : "    ");
 		}
 		n++;
 		if (array)
@@ -1082,6 +1128,7 @@ out:
 	free(next);
 	free(percpu);
 	free(sum);
+	return printed;
 }
 
 /* --netns: the network namespace whose /proc/net/tls_stat stats shows */
@@ -1183,9 +1230,11 @@ static int cmd_stats(bool json, int watch, int count)
 				continue;
 			if (json && shown)
 				printf(", ");
-			print_map(a.maps[i].pin, a.maps[i].name, &a.maps[i].info,
-				  json);
-			shown++;
+			if (print_map(a.maps[i].pin, a.maps[i].name,
+				      &a.maps[i].info, json))
+				shown++;
+			else if (json && shown)
+				printf("\"-\": null");	/* keeps the JSON whole */
 		}
 		if (json) {
 			printf("}, ");
