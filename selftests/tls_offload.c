@@ -1312,6 +1312,18 @@ static void pol_send(struct __test_metadata *_metadata,
 	rk_send_bytes(_metadata, self->rk.a, &self->off, len);
 }
 
+/* b installed its @n-th RX key: records sent from now on come after the
+ * part of the stream the old device context may have touched
+ */
+static void pol_wait_rx_rekeys(long n)
+{
+	int tries;
+
+	for (tries = 0; tries < 1000 && ns_stat("tls-b", "TlsRxRekeyOk") < n;
+	     tries++)
+		usleep(10000);
+}
+
 /* attach selftests/bpf/rekey_record.bpf.c; its log of calls */
 static struct rec_log *pol_record(struct __test_metadata *_metadata,
 				  FIXTURE_DATA(rekey_policy) *self)
@@ -1353,6 +1365,7 @@ TEST_F_TIMEOUT(rekey_policy, hooks_immediate_install, 120)
 	ASSERT_EQ(pthread_create(&th, NULL, rk_receiver, &rx), 0);
 	pol_send(_metadata, self, CHUNK);
 	pol_idle_update(_metadata, self);
+	pol_wait_rx_rekeys(1);
 	pol_send(_metadata, self, CHUNK);
 	shutdown(self->rk.a, SHUT_WR);
 	pthread_join(th, NULL);
@@ -1495,6 +1508,7 @@ TEST_F_TIMEOUT(rekey_policy, hooks_rx_dev_add_failed_retry, 120)
 	ASSERT_EQ(pthread_create(&th, NULL, rk_receiver, &rx), 0);
 	pol_send(_metadata, self, CHUNK);
 	pol_idle_update(_metadata, self);
+	pol_wait_rx_rekeys(1);
 	for (i = 0; i < 4; i++)
 		pol_send(_metadata, self, CHUNK);
 	shutdown(self->rk.a, SHUT_WR);

@@ -146,10 +146,25 @@ expect "replace with a policy the verifier refuses" 6 "only read is supported" \
 tap_check "a refused replace leaves the policy and its pins as they were" \
 	[ "$("$tlsrekey" status --json | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["policy"], j["link_id"])')" = "backoff $link" -a \
 	  "$(ls $dir | tr '\n' ' ')" = "backoff_breakers backoff_conf backoff_ops backoff_stats " ]
+expect "replace backoff with itself --set base_ms=300" 0 "" "$tlsrekey" replace backoff --set base_ms=300
+"$tlsrekey" status --json >"$tmp/status.json"
+tap_check "... keeps its maps (re-used by name) and takes the tunable" \
+	[ "$(json_field "$tmp/status.json" 'j["policy"], j["link_id"], j["tunables"]["base_ms"], " ".join(sorted(j["maps"]))')" = \
+	  "backoff $link 300 backoff_breakers backoff_conf backoff_stats" ]
 expect "stats --watch 1 --count 2" 0 "" "$tlsrekey" stats --watch 1 --count 2
 tap_check "stats --watch printed two rounds" [ "$(grep -c '^policy: backoff' "$tmp/out")" = 2 ]
 expect "unload after replace" 0 "" "$tlsrekey" unload
 tap_check "no pins after unload" no_pins
+
+# ---- detached by hand (link pin removed), maps left: a new load re-uses them
+expect "load backoff again" 0 "" "$tlsrekey" load backoff
+rm $dir/backoff_ops
+expect "load backoff over its own stale maps" 0 "" "$tlsrekey" load backoff
+tap_check "... status lists the re-used maps" \
+	[ "$("$tlsrekey" status --json | python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["maps"])))')" = \
+	  "backoff_breakers backoff_conf backoff_stats" ]
+expect "... and unload removes them" 0 "" "$tlsrekey" unload
+tap_check "... no pins" no_pins
 
 # ---- a policy bpftool registered is managed the same
 "$bpftool" struct_ops register "$build/bpf/observe.bpf.o" $dir >/dev/null 2>&1

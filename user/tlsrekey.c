@@ -258,12 +258,31 @@ struct active {
 	} maps[MAX_MAPS];
 };
 
+/* Is @fd a BPF link (else a map or a program)? The info call answers for
+ * any kind, so ask /proc/self/fdinfo, which names the link type.
+ */
+static bool fd_is_link(int fd)
+{
+	char path[64], buf[512];
+	ssize_t n;
+	int f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = open(path, O_RDONLY);
+	if (f < 0)
+		return false;
+	n = read(f, buf, sizeof(buf) - 1);
+	close(f);
+	buf[n > 0 ? n : 0] = 0;
+	return strstr(buf, "link_type:") != NULL;
+}
+
 static bool pin_is_link(int fd, struct bpf_link_info *info)
 {
 	__u32 len = sizeof(*info);
 
 	memset(info, 0, len);
-	return !bpf_link_get_info_by_fd(fd, info, &len);
+	return fd_is_link(fd) && !bpf_link_get_info_by_fd(fd, info, &len);
 }
 
 static int map_info(int fd, struct bpf_map_info *info)
@@ -342,7 +361,7 @@ static int find_active(struct active *a)
 		fd = bpf_obj_get(path);
 		if (fd < 0)
 			continue;
-		if (!map_info(fd, &info) &&
+		if (!fd_is_link(fd) && !map_info(fd, &info) &&
 		    info.type != BPF_MAP_TYPE_STRUCT_OPS) {
 			snprintf(a->maps[a->nr_maps].pin, PATH_MAX, "%s", path);
 			a->maps[a->nr_maps].name = strrchr(a->maps[a->nr_maps].pin, '/') + 1;
