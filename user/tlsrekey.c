@@ -374,6 +374,21 @@ static int find_active(struct active *a)
 	return 1;
 }
 
+/* The active policy, for the commands that act on it: 0, or an exit code
+ * after saying why not.
+ */
+static int need_active(struct active *a)
+{
+	int err = check_bpffs(false);
+
+	if (err)
+		return err;
+	err = find_active(a);
+	if (err == 1)
+		return 0;
+	return err ?: fail(EXIT_STATE, "no policy is active in %s", pin_dir);
+}
+
 /* the pin of the active policy's map NAME, or NULL */
 static const char *active_map(const struct active *a, const char *suffix,
 			      struct bpf_map_info *info)
@@ -744,16 +759,10 @@ out:
 static int cmd_unload(void)
 {
 	struct active a;
-	int err;
+	int err = need_active(&a);
 
-	err = check_bpffs(false);
 	if (err)
 		return err;
-	err = find_active(&a);
-	if (err > 1)
-		return err;
-	if (!err)
-		return fail(EXIT_STATE, "no policy is active in %s", pin_dir);
 	if (unlink(a.link_pin))
 		return fail_errno(errno, a.link_pin);
 	unpin_maps_of(&a, NULL);
@@ -902,14 +911,9 @@ static int cmd_set(char **sets, int nr_sets)
 	void *conf;
 	int err, fd, i;
 
-	err = check_bpffs(false);
+	err = need_active(&a);
 	if (err)
 		return err;
-	err = find_active(&a);
-	if (err > 1)
-		return err;
-	if (!err)
-		return fail(EXIT_STATE, "no policy is active in %s", pin_dir);
 	conf = read_conf(&a, &btf, &type_id, &size, &pin);
 	if (!conf) {
 		btf__free(btf);
