@@ -555,6 +555,7 @@ static int open_policy(const char *arg, struct loaded *l)
 					bpf_map__btf_value_type_id(l->ops))->name_off),
 			"tls_rekey_ops")) {
 		bpf_object__close(l->obj);
+		l->obj = NULL;
 		return fail(EXIT_USAGE, "%s has no struct tls_rekey_ops (in a .struct_ops.link section)",
 			    arg);
 	}
@@ -578,6 +579,8 @@ static void unpin_new_maps(struct loaded *l, const struct active *keep)
 	struct bpf_map *map;
 	int i, reused;
 
+	if (!l->obj)
+		return;
 	bpf_object__for_each_map(map, l->obj) {
 		if (!bpf_map__is_pinned(map) || bpf_map__fd(map) < 0 ||
 		    map_info(bpf_map__fd(map), &info))
@@ -589,13 +592,19 @@ static void unpin_new_maps(struct loaded *l, const struct active *keep)
 	}
 }
 
-static int load_object(struct loaded *l, char **sets, int nr_sets,
-		       struct setting *s)
+/* Open POLICY, check the settings against it, load it and set them. On
+ * error l->obj is NULL or left for the caller to clean up.
+ */
+static int load_object(const char *policy, struct loaded *l, char **sets,
+		       int nr_sets, struct setting *s)
 {
 	void *conf;
 	__u32 zero = 0;
 	int err;
 
+	err = open_policy(policy, l);
+	if (err)
+		return err;
 	err = parse_settings(l->name, bpf_object__btf(l->obj), conf_type(l->conf),
 			     sets, nr_sets, s);
 	if (err)
@@ -640,10 +649,7 @@ static int cmd_load(char *policy, char **sets, int nr_sets)
 	if (err == 1)
 		return fail(EXIT_STATE, "policy %s is active (link %u, pinned at %s); use 'tlsrekey replace %s'",
 			    a.name, a.link_id, a.link_pin, policy);
-	err = open_policy(policy, &l);
-	if (err)
-		return err;
-	err = load_object(&l, sets, nr_sets, s);
+	err = load_object(policy, &l, sets, nr_sets, s);
 	if (err)
 		goto out;
 	link = bpf_map__attach_struct_ops(l.ops);
@@ -708,10 +714,7 @@ static int cmd_replace(char *policy, char **sets, int nr_sets)
 	if (!err)
 		return fail(EXIT_STATE, "no policy is active in %s; use 'tlsrekey load %s'",
 			    pin_dir, policy);
-	err = open_policy(policy, &l);
-	if (err)
-		return err;
-	err = load_object(&l, sets, nr_sets, s);
+	err = load_object(policy, &l, sets, nr_sets, s);
 	if (err)
 		goto out;
 	/* libbpf gives the kernel the new struct_ops value only on its way
