@@ -2,6 +2,7 @@
 #
 #   make test        build what is missing, run every selftest in one VM boot
 #   make demo        build what is missing, run the demo in the VM
+#   make bench       build what is missing, run the benchmarks in the VM
 #   make help        all targets
 #
 # Variables: DEBUG=1 (KASAN+kmemleak kernel), SUITES="smoke tls" (subset),
@@ -41,7 +42,7 @@ VM_TIMEOUT ?= 2400
 VM_RUN     := $(TOP)/selftests/vm/run --kernel $(BZIMAGE) --timeout $(VM_TIMEOUT) $(VM_FLAGS)
 
 .PHONY: all deps kernel tools bpf user selftests test demo kernel-export kernel-reset \
-	kernel-tree clean distclean help FORCE
+	kernel-tree clean distclean help bench FORCE
 .DEFAULT_GOAL := all
 
 all: kernel tools bpf user selftests
@@ -143,6 +144,11 @@ demo: all ## boot the VM: bulk TLS both ways with key updates, faults, policies;
 	@rm -rf $(B)/demo
 	@$(VM_RUN) --out $(B)/demo -- $(TOP)/selftests/demo.sh $(B)
 	@echo "picture of the run: $(B)/demo/demo.png (samples: $(B)/demo/samples.csv)"
+
+bench: all ## boot the VM, run the benchmarks, print the table; build/bench/results.json
+	@rm -rf $(B)/bench
+	@$(VM_RUN) --out $(B)/bench -- $(TOP)/selftests/bench.sh $(B)
+	@echo "results: $(B)/bench/results.json (raw runs: $(B)/bench/raw.txt)"
 
 clean: ## remove userspace and BPF outputs (keeps kernel and tools)
 	rm -rf $(B)/bpf $(B)/selftests $(B)/vm

@@ -38,7 +38,7 @@ offload=$out/tls_offload
 
 # name : command. Keep the cheap ones first so a broken foundation shows fast.
 suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "tlsrekey:$here/tlsrekey.sh $out"
-	"tls_offload:$offload")
+	"tls_offload:$offload" "bench:$here/bench.sh $out/.. --quick")
 if [ -n "${TLS_FILTER:-}" ] || [ "${TLS_FULL:-0}" = 1 ]; then
 	suites+=("tls:$out/tls ${TLS_FILTER:-}")
 else

@@ -1,0 +1,539 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tls_bench: the measurements behind `make bench` (selftests/bench.sh), on
+ * the two-namespace netdevsim pair set up by the caller (selftests/lib/
+ * topo.sh). Each run prints one line of KEY=VALUE pairs; bench.sh adds
+ * what the run was and bench_report.py turns the lines into the table.
+ *
+ *   stream   a -> b TLS 1.3 transfer, KeyUpdates every -e KiB (-k at a
+ *            time), paced (-r) or not, every byte checked by b's kTLS
+ *            socket: throughput, CPU
+ *            time (all CPUs, /proc/stat) and the devices' key installs
+ *   latency  setsockopt(TLS_TX) time of a key update on a's socket (device
+ *            or SW, whichever the device's features make it), idle (-i:
+ *            nothing unacked, so the new key is installed at once) or with
+ *            a record in flight (the call opens a SW window)
+ *   scale    -n connections update their TX key at the same moment with
+ *            data in flight (ACKs delayed -d ms): slab memory per pending
+ *            update, time until all are back in the device, CPU per ACK
+ *            afterwards
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "ktls.h"
+#include "offload.h"
+
+static void die(const char *what)
+{
+	perror(what);
+	exit(1);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"Usage: tls_bench stream [-6] [-b MiB] [-e KiB] [-k N] [-w BYTES] [-S BYTES] [-r MiB/s] [-m]\n"
+		"       tls_bench latency [-i] [-n N]\n"
+		"       tls_bench scale [-n N] [-d MS]\n"
+		"  -6        IPv6 (default IPv4)\n"
+		"  -b MiB    bytes to send (default 64)\n"
+		"  -e KiB    a key update every this many KiB (default 0: none)\n"
+		"  -k N      key updates back to back at each point (default 1)\n"
+		"  -w BYTES  bytes per send() (default 65536)\n"
+		"  -S BYTES  SO_SNDBUF of the sender (default: autotuned)\n"
+		"  -r MiB/s  pace the sender at this rate (default: as fast as it can)\n"
+		"  -m        mark each send() in the trace (trace_marker: \"send\")\n"
+		"  -i        latency: nothing in flight at the update\n"
+		"  -n N      latency: updates timed (default 200); scale: connections\n"
+		"  -d MS     scale: b's ACKs this late while the updates are pending\n"
+		"            (netem on b's port; default 200)\n");
+	exit(2);
+}
+
+/* The stream repeats every PERIOD bytes: a send or a check is one memcpy
+ * or memcmp, so the guest's CPU goes to the kernel under test.
+ */
+#define PERIOD	65536
+static unsigned char pattern[2 * PERIOD];
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* CPU time spent outside idle by all CPUs, in seconds. */
+static double cpu_busy(void)
+{
+	unsigned long long v[8] = {}, busy = 0;
+	FILE *f = fopen("/proc/stat", "r");
+	int i;
+
+	if (!f || fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+			 &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) != 8) {
+		perror("/proc/stat");
+		exit(1);
+	}
+	fclose(f);
+	for (i = 0; i < 8; i++)
+		busy += i == 3 || i == 4 ? 0 : v[i];	/* idle, iowait */
+	return (double)busy / sysconf(_SC_CLK_TCK);
+}
+
+/* Slab memory in use (/proc/meminfo, kB). */
+static long long slab_kb(void)
+{
+	char line[128];
+	long long kb = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		die("/proc/meminfo");
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Slab:", 5))
+			kb = atoll(line + 5);
+	fclose(f);
+	return kb;
+}
+
+/* A /proc/net/snmp "Tcp:" counter of the caller's netns. */
+static long long tcp_stat(const char *name)
+{
+	char names[1024], vals[1024], *n, *v, *sn, *sv;
+	long long val = -1;
+	FILE *f = fopen("/proc/net/snmp", "r");
+
+	while (f && fgets(names, sizeof(names), f) && fgets(vals, sizeof(vals), f)) {
+		if (strncmp(names, "Tcp:", 4))
+			continue;
+		n = strtok_r(names, " \n", &sn);
+		v = strtok_r(vals, " \n", &sv);
+		while (n && v) {
+			if (!strcmp(n, name))
+				val = atoll(v);
+			n = strtok_r(NULL, " \n", &sn);
+			v = strtok_r(NULL, " \n", &sv);
+		}
+	}
+	if (f)
+		fclose(f);
+	return val;
+}
+
+static int send_key_update(int fd, struct tls_key *k, unsigned int seed)
+{
+	if (send_record(fd, TLS_RECORD_HANDSHAKE, key_update_msg,
+			sizeof(key_update_msg)) != sizeof(key_update_msg))
+		return -1;
+	key_init(k, TLS_1_3_VERSION, k->info.cipher_type, seed);
+	return tls_key_set(fd, TLS_TX, k);
+}
+
+/* ------------------------------------------------------------ stream */
+
+struct receiver {
+	int fd;
+	struct tls_key key;
+	unsigned int seed, rekeys;
+	unsigned long long bytes;
+	const char *err;
+};
+
+static void *receive_stream(void *arg)
+{
+	static unsigned char buf[PERIOD];
+	struct receiver *r = arg;
+	unsigned char type;
+	ssize_t n;
+
+	while ((n = recv_record(r->fd, buf, sizeof(buf), &type, 0)) > 0) {
+		if (type == TLS_RECORD_HANDSHAKE) {
+			key_init(&r->key, TLS_1_3_VERSION,
+				 r->key.info.cipher_type, ++r->seed);
+			if (n != sizeof(key_update_msg) ||
+			    tls_key_set(r->fd, TLS_RX, &r->key)) {
+				r->err = "key update";
+				return NULL;
+			}
+			r->rekeys++;
+			continue;
+		}
+		if (memcmp(buf, pattern + r->bytes % PERIOD, n)) {
+			r->err = "corrupt byte";
+			return NULL;
+		}
+		r->bytes += n;
+	}
+	if (n < 0)
+		r->err = strerror(errno);
+	return NULL;
+}
+
+static int stream(int argc, char **argv)
+{
+	unsigned long long bytes = 64ULL << 20, every = 0, off, outq_sum = 0;
+	long long adds[2], dels[2], windows[2], sealed;
+	int family = AF_INET, burst = 1, wsize = 65536, sndbuf = 0;
+	int a, b, opt, i, outq, points = 0, marker = -1;
+	unsigned int seed = 1, rekeys = 0;
+	struct receiver r = { .seed = 1 };
+	struct tls_key k;
+	double t0, t1, c0, c1, rate = 0, ahead;
+	struct tcp_info ti;
+	socklen_t ti_len = sizeof(ti);
+	char rtts[4096] = "-";
+	int rtts_len = 0;
+	unsigned long sends = 0;
+	pthread_t th;
+	size_t len;
+
+	while ((opt = getopt(argc, argv, "6b:e:k:w:S:r:m")) != -1) {
+		switch (opt) {
+		case '6': family = AF_INET6; break;
+		case 'b': bytes = strtoull(optarg, NULL, 0) << 20; break;
+		case 'e': every = strtoull(optarg, NULL, 0) << 10; break;
+		case 'k': burst = atoi(optarg); break;
+		case 'w': wsize = atoi(optarg); break;
+		case 'S': sndbuf = atoi(optarg); break;
+		case 'r': rate = atof(optarg) * (1 << 20); break;
+		case 'm':
+			marker = open("/sys/kernel/tracing/trace_marker", O_WRONLY);
+			if (marker < 0)
+				die("trace_marker");
+			break;
+		default: usage();
+		}
+	}
+	if (!bytes || burst < 1 || wsize < 1 || wsize > PERIOD)
+		usage();
+	if (connect_pair(family, &a, &b) || tls_ulp(a) || tls_ulp(b))
+		die("connection");
+	if (sndbuf && setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)))
+		die("SO_SNDBUF");
+	key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, seed);
+	r.fd = b;
+	r.key = k;
+	if (tls_key_set(a, TLS_TX, &k) || tls_key_set(b, TLS_RX, &k))
+		die("keys");
+	adds[0] = dev_stat(NSIM_A, "adds");
+	dels[0] = dev_stat(NSIM_A, "dels");
+	adds[1] = dev_stat(NSIM_B, "adds");
+	dels[1] = dev_stat(NSIM_B, "dels");
+	sealed = dev_stat(NSIM_A, "tx_records");
+	windows[0] = ns_stat("tls-a", "TlsTxRekeyDeviceSw");
+	windows[1] = ns_stat("tls-b", "TlsRxRekeyDeviceSw");
+	pthread_create(&th, NULL, receive_stream, &r);
+
+	c0 = cpu_busy();
+	t0 = now();
+	for (off = 0; off < bytes; off += len) {
+		len = bytes - off < (unsigned int)wsize ? bytes - off : wsize;
+		if (every && len > every - off % every)
+			len = every - off % every;
+		ahead = rate ? t0 + off / rate - now() : 0;
+		if (ahead > 0)
+			usleep(ahead * 1e6);
+		if (marker >= 0 && write(marker, "send", 4) != 4)
+			die("trace_marker");
+		if (send_all(a, pattern + off % PERIOD, len))
+			die("send");
+		sends++;
+		if (!every || (off + len) % every || off + len >= bytes)
+			continue;
+		ioctl(a, SIOCOUTQ, &outq);
+		outq_sum += outq;
+		/* TCP's smoothed RTT at each update: one round trip of data
+		 * is the floor of the SW window (bench_report.py)
+		 */
+		if (getsockopt(a, IPPROTO_TCP, TCP_INFO, &ti, &ti_len))
+			die("TCP_INFO");
+		if (rtts_len < (int)sizeof(rtts) - 16)
+			rtts_len += snprintf(rtts + rtts_len, 16, "%s%u",
+					     points ? "," : "", ti.tcpi_rtt);
+		points++;
+		for (i = 0; i < burst; i++, rekeys++)
+			if (send_key_update(a, &k, ++seed))
+				die("key update");
+	}
+	shutdown(a, SHUT_WR);
+	pthread_join(th, NULL);
+	t1 = now();
+	c1 = cpu_busy();
+
+	if (r.err || r.bytes != bytes || r.rekeys != rekeys) {
+		fprintf(stderr, "tls_bench: %llu of %llu bytes, %u of %u key updates: %s\n",
+			r.bytes, bytes, r.rekeys, rekeys, r.err ?: "short");
+		return 1;
+	}
+	printf("bytes=%llu secs=%.4f mibps=%.2f cpu_s=%.3f sends=%lu send_us=%.1f "
+	       "rekeys=%u points=%d outq_sum=%llu records=%llu hw_records=%lld "
+	       "tx_adds=%lld tx_dels=%lld tx_windows=%lld rx_adds=%lld rx_dels=%lld "
+	       "rx_windows=%lld tx_open_at_end=%ld srtt_us=%s intact=1\n",
+	       bytes, t1 - t0, bytes / (t1 - t0) / (1 << 20), c1 - c0, sends,
+	       (t1 - t0) * 1e6 / sends, rekeys, points, outq_sum,
+	       (bytes + 16383) / 16384, dev_stat(NSIM_A, "tx_records") - sealed,
+	       dev_stat(NSIM_A, "adds") - adds[0], dev_stat(NSIM_A, "dels") - dels[0],
+	       ns_stat("tls-a", "TlsTxRekeyDeviceSw") - windows[0],
+	       dev_stat(NSIM_B, "adds") - adds[1], dev_stat(NSIM_B, "dels") - dels[1],
+	       ns_stat("tls-b", "TlsRxRekeyDeviceSw") - windows[1],
+	       ns_stat("tls-a", "TlsCurrRekeyWindow"), rtts);
+	close(a);
+	close(b);
+	return 0;
+}
+
+/* ------------------------------------------------------------ drain */
+
+/* Reads and drops what arrives on plain TCP sockets until all are at EOF
+ * (epoll: the cost per wakeup does not grow with the number of sockets).
+ */
+struct drain {
+	int *fds, n;
+};
+
+static void *drain(void *arg)
+{
+	static unsigned char buf[PERIOD];
+	struct drain *d = arg;
+	struct epoll_event ev[64];
+	int i, k, ep = epoll_create1(0), open = d->n;
+	ssize_t n;
+
+	for (i = 0; i < d->n; i++) {
+		ev[0] = (struct epoll_event){ .events = EPOLLIN, .data.fd = d->fds[i] };
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, d->fds[i], &ev[0]))
+			die("epoll_ctl");
+	}
+	while (open) {
+		/* EINTR: topo()'s children end while this thread waits */
+		k = epoll_wait(ep, ev, 64, -1);
+		if (k < 0 && errno != EINTR)
+			die("epoll_wait");
+		for (i = 0; i < k; i++) {
+			n = recv(ev[i].data.fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+				continue;
+			epoll_ctl(ep, EPOLL_CTL_DEL, ev[i].data.fd, NULL);
+			open--;
+		}
+	}
+	close(ep);
+	return NULL;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+	double a = *(const double *)x, b = *(const double *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* ------------------------------------------------------------ latency */
+
+static int latency(int argc, char **argv)
+{
+	int a, b, opt, i, n = 200, outq;
+	bool idle = false;
+	struct drain d = { .fds = &b, .n = 1 };
+	long long adds;
+	struct tls_key k;
+	double *us, t;
+	pthread_t th;
+
+	while ((opt = getopt(argc, argv, "in:")) != -1) {
+		switch (opt) {
+		case 'i': idle = true; break;
+		case 'n': n = atoi(optarg); break;
+		default: usage();
+		}
+	}
+	if (n < 1)
+		usage();
+	us = calloc(n, sizeof(*us));
+	if (connect_pair(AF_INET, &a, &b) || tls_ulp(a))
+		die("connection");
+	key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 1);
+	adds = dev_stat(NSIM_A, "adds");
+	if (tls_key_set(a, TLS_TX, &k))
+		die("TLS_TX");
+	pthread_create(&th, NULL, drain, &d);
+
+	for (i = 0; i < n; i++) {
+		if (!idle && send_all(a, pattern, 16384))
+			die("send");
+		key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, i + 2);
+		t = now();
+		if (tls_key_set(a, TLS_TX, &k))
+			die("key update");
+		us[i] = (now() - t) * 1e6;
+		if (idle)
+			continue;
+		/* the window closes: old key acked, then the next send */
+		do
+			usleep(1000);
+		while (!ioctl(a, SIOCOUTQ, &outq) && outq);
+		if (send_all(a, pattern, 1))
+			die("send");
+	}
+	shutdown(a, SHUT_WR);
+	pthread_join(th, NULL);
+	qsort(us, n, sizeof(*us), cmp_double);
+	printf("offloaded=%d idle=%d n=%d median_us=%.1f p10_us=%.1f p90_us=%.1f\n",
+	       dev_stat(NSIM_A, "adds") > adds, idle, n, us[n / 2], us[n / 10],
+	       us[n * 9 / 10]);
+	close(a);
+	return 0;
+}
+
+/* ------------------------------------------------------------ scale */
+
+static int scale(int argc, char **argv)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	struct rlimit nofile = { 8192, 8192 };
+	long long slab0, slab1, slab2, segs, window;
+	int *a, *b, lfd, opt, i, n = 100, one = 1, rounds, delay_ms = 200;
+	struct drain d;
+	struct tls_key k;
+	double t0, t_set, t_acked, t_hw, c0, c1;
+	pthread_t th;
+	int outq;
+
+	while ((opt = getopt(argc, argv, "n:d:")) != -1) {
+		switch (opt) {
+		case 'n': n = atoi(optarg); break;
+		case 'd': delay_ms = atoi(optarg); break;
+		default: usage();
+		}
+	}
+	if (n < 1 || setrlimit(RLIMIT_NOFILE, &nofile))
+		usage();
+	a = calloc(n, sizeof(*a));
+	b = calloc(n, sizeof(*b));
+	inet_pton(AF_INET, "10.77.0.2", &sin.sin_addr);
+	if (in_netns("tls-b"))
+		die("netns tls-b");
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(lfd, (void *)&sin, sizeof(sin)) || listen(lfd, n))
+		die("listen");
+	if (in_netns("tls-a"))
+		die("netns tls-a");
+	key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 1);
+	for (i = 0; i < n; i++) {
+		a[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (a[i] < 0 || connect(a[i], (void *)&sin, sizeof(sin)))
+			die("connect");
+		b[i] = accept(lfd, NULL, NULL);
+		if (b[i] < 0 || tls_ulp(a[i]) || tls_key_set(a[i], TLS_TX, &k))
+			die("accept, TLS_TX");
+	}
+	close(lfd);
+	d = (struct drain){ .fds = b, .n = n };
+	pthread_create(&th, NULL, drain, &d);
+
+	/* ACKs late from here (connections are set up: SYN-ACKs are not
+	 * delayed), a record in flight everywhere (within the initial send
+	 * buffer, so that no send waits), then every socket's key update
+	 */
+	if (topo("tc -n $NS_B qdisc replace dev $DEV_B root netem delay %dms limit 100000",
+		 delay_ms))
+		die("netem");
+	for (i = 0; i < n; i++)
+		if (send_all(a[i], pattern, 4096))
+			die("send");
+	slab0 = slab_kb();
+	key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 2);
+	t0 = now();
+	for (i = 0; i < n; i++)
+		if (tls_key_set(a[i], TLS_TX, &k))
+			die("key update");
+	t_set = now() - t0;
+	slab1 = slab_kb();
+	window = tls_stat("TlsCurrRekeyWindow");
+
+	/* each socket gets its device key back at its first send after its
+	 * old key retired (bench.sh delays the ACKs, so that all updates are
+	 * pending together): wait for the ACKs, then send a record on each
+	 * until none is left in SW
+	 */
+	for (i = 0; i < n; i++)
+		while (!ioctl(a[i], SIOCOUTQ, &outq) && outq)
+			usleep(1000);
+	t_acked = now() - t0;
+	for (rounds = 0; tls_stat("TlsCurrRekeyWindow") > 0 && rounds < 100; rounds++)
+		for (i = 0; i < n; i++)
+			if (send_all(a[i], pattern, 4096))
+				die("send");
+	t_hw = now() - t0;
+	slab2 = slab_kb();
+	if (topo("tc -n $NS_B qdisc del dev $DEV_B root"))
+		die("netem");
+
+	/* per-ACK cost: 16 MiB spread over all connections, in the device */
+	segs = tcp_stat("InSegs");
+	c0 = cpu_busy();
+	for (i = 0; i < 256 * 16; i++)
+		if (send_all(a[i % n], pattern, 4096))
+			die("send");
+	for (i = 0; i < n; i++)
+		shutdown(a[i], SHUT_WR);
+	pthread_join(th, NULL);
+	c1 = cpu_busy();
+	segs = tcp_stat("InSegs") - segs;
+
+	printf("conns=%d setsockopt_s=%.4f acked_s=%.4f back_in_hw_s=%.4f rounds=%d "
+	       "in_window=%lld slab_per_update_b=%.0f slab_after_b=%.0f acks=%lld "
+	       "cpu_per_ack_us=%.2f in_window_after=%ld\n",
+	       n, t_set, t_acked, t_hw, rounds, window, (slab1 - slab0) * 1024.0 / n,
+	       (slab2 - slab0) * 1024.0 / n, segs, (c1 - c0) * 1e6 / segs,
+	       tls_stat("TlsCurrRekeyWindow"));
+	for (i = 0; i < n; i++) {
+		close(a[i]);
+		close(b[i]);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int i;
+
+	for (i = 0; i < (int)sizeof(pattern); i++)
+		pattern[i] = stream_byte(i % PERIOD, 7);
+	if (argc < 2)
+		usage();
+	argv++, argc--;
+	if (!strcmp(argv[0], "stream"))
+		return stream(argc, argv);
+	if (!strcmp(argv[0], "latency"))
+		return latency(argc, argv);
+	if (!strcmp(argv[0], "scale"))
+		return scale(argc, argv);
+	usage();
+}
