@@ -9,7 +9,6 @@
 # printed with the figure; absolute times are printed, never judged.
 # With --quick (the `bench` suite of make test) the figures are checked for
 # completeness and the device counts for exactness, as TAP.
-import glob
 import json
 import re
 import statistics
@@ -62,8 +61,8 @@ figures = {}
 rows = []  # (figure, what, median, spread, target, met)
 
 
-def row(fig, what, m, sp, target=None, ok=None, unit=""):
-    rows.append((fig, what, m, sp, target, ok, unit))
+def row(fig, what, m, sp, target=None, ok=None):
+    rows.append((fig, what, m, sp, target, ok))
 
 
 # 1: per-ACK overhead
@@ -251,7 +250,7 @@ def fmt(x):
 
 
 print("\n%-3s %-62s %8s %17s  %s" % ("fig", "measurement", "median", "spread", "target"))
-for fig, what, m, sp, target, ok, unit in rows:
+for fig, what, m, sp, target, ok in rows:
     sp_s = "[%s, %s]" % (fmt(sp[0]), fmt(sp[1])) if sp else ""
     verdict = "" if target is None else target + ("" if ok is None else (": met" if ok else ": NOT MET"))
     print("%-3d %-62s %8s %17s  %s" % (fig, what, fmt(m), sp_s, verdict))
