@@ -3,9 +3,11 @@
 #   make test        build what is missing, run every selftest in one VM boot
 #   make demo        build what is missing, run the demo in the VM
 #   make bench       build what is missing, run the benchmarks in the VM
+#   make stress      build what is missing, 10 min of randomized stress in the VM
 #   make help        all targets
 #
 # Variables: DEBUG=1 (KASAN+kmemleak kernel), SUITES="smoke tls" (subset),
+# STRESS_SECONDS=N (stress suite length: 60 in make test, 600 in make stress),
 # TLS_FILTER="-v 13_aes_gcm" (harness filter for tls.c), TLS_FULL=1 (every
 # tls.c case of every variant, ~12 min), VM_TIMEOUT=secs.
 #
@@ -42,7 +44,7 @@ VM_TIMEOUT ?= 2400
 VM_RUN     := $(TOP)/selftests/vm/run --kernel $(BZIMAGE) --timeout $(VM_TIMEOUT) $(VM_FLAGS)
 
 .PHONY: all deps kernel tools bpf user selftests test demo kernel-export kernel-reset \
-	kernel-tree clean distclean help bench FORCE
+	kernel-tree clean distclean help bench stress FORCE
 .DEFAULT_GOAL := all
 
 all: kernel tools bpf user selftests
@@ -138,7 +140,14 @@ include selftests/Makefile.inc
 # ---------------------------------------------------------------- run
 test: all ## run every selftest in one VM boot (DEBUG=1: debug kernel)
 	@$(VM_RUN) -- env TLS_FILTER="$(TLS_FILTER)" TLS_FULL="$(TLS_FULL)" SLOW_KERNEL="$(DEBUG)" \
-		$(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
+		STRESS_SECONDS="$(STRESS_SECONDS)" $(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
+
+# The long randomized stress: 64 offloaded connections, key updates and faults.
+STRESS_LONG = $(or $(STRESS_SECONDS),600)
+stress: all ## boot the VM, run tls_stress for STRESS_SECONDS (default 600)
+	@$(TOP)/selftests/vm/run --kernel $(BZIMAGE) --timeout $$(($(STRESS_LONG) + 900)) $(VM_FLAGS) \
+		-- env STRESS_SECONDS=$(STRESS_LONG) SLOW_KERNEL="$(DEBUG)" \
+		$(TOP)/selftests/run_tests.sh $(B)/selftests stress
 
 demo: all ## boot the VM: bulk TLS both ways with key updates, faults, policies; picture in build/demo/
 	@rm -rf $(B)/demo

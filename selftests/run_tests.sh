@@ -37,8 +37,11 @@ offload=$out/tls_offload
 	offload+=" -v ip6_tls13_gcm128 -v ip4_tls12_gcm128 -f rekey_policy"
 
 # name : command. Keep the cheap ones first so a broken foundation shows fast.
-suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "tlsrekey:$here/tlsrekey.sh $out"
-	"tls_offload:$offload" "bench:$here/bench.sh $out/.. --quick")
+# stress: STRESS_SECONDS of tls_stress (default 60 here; `make stress`: 600).
+stress_secs=${STRESS_SECONDS:-60}
+suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "badinput:$out/tls_badinput"
+	"tlsrekey:$here/tlsrekey.sh $out" "tls_offload:$offload"
+	"stress:$out/tls_stress -t $stress_secs" "bench:$here/bench.sh $out/.. --quick")
 if [ -n "${TLS_FILTER:-}" ] || [ "${TLS_FULL:-0}" = 1 ]; then
 	suites+=("tls:$out/tls ${TLS_FILTER:-}")
 else
@@ -70,7 +73,9 @@ for s in "${suites[@]}"; do
 	start=$(date +%s)
 	log=$(mktemp)
 	# shellcheck disable=SC2086
-	timeout -k 10 "${SUITE_TIMEOUT:-1500}" $cmd 2>&1 | tee "$log"
+	limit=${SUITE_TIMEOUT:-1500}
+	[ "$name" = stress ] && limit=$((stress_secs + 600))
+	timeout -k 10 "$limit" $cmd 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	n=0 notok=0
 	while IFS= read -r line; do

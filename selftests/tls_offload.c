@@ -457,6 +457,33 @@ TEST_F_TIMEOUT(offload, bulk_both_ways_lossy, 600)
 /* The device encrypts with its own copy of the key: give it a wrong one
  * (test knob) and the peer cannot authenticate what it sends.
  */
+/* Data left in an open record (MSG_MORE), then a control record, from a
+ * socket whose TX key went to the device before its RX key was set: the
+ * device path closes the open record first. Regression (found by
+ * tls_stress): setting the RX key switched the push of open records to the
+ * SW path's, which then ran on the device's TX context and crashed.
+ */
+TEST_F(offload, open_record_then_control_record)
+{
+	static const unsigned char control[] = { 1, 2, 3 };	/* not a KeyUpdate */
+	unsigned char buf[64], type;
+
+	offload_both(_metadata, self);
+	ASSERT_EQ(send(self->a, "hello", 5, MSG_MORE), 5);
+	ASSERT_EQ(send_record(self->a, TLS_RECORD_HANDSHAKE, control,
+			      sizeof(control)), sizeof(control));
+	ASSERT_EQ(send(self->a, "world", 5, 0), 5);
+	EXPECT_EQ(recv_record(self->b, buf, sizeof(buf), &type, 0), 5);
+	EXPECT_EQ(type, TLS_RECORD_DATA);
+	EXPECT_EQ(memcmp(buf, "hello", 5), 0);
+	EXPECT_EQ(recv_record(self->b, buf, sizeof(buf), &type, 0), sizeof(control));
+	EXPECT_EQ(type, TLS_RECORD_HANDSHAKE);
+	EXPECT_EQ(memcmp(buf, control, sizeof(control)), 0);
+	EXPECT_EQ(recv_record(self->b, buf, sizeof(buf), &type, 0), 5);
+	EXPECT_EQ(memcmp(buf, "world", 5), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), 1);
+}
+
 TEST_F(offload, device_uses_its_own_key)
 {
 	struct xfer tx = { .fd = self->a, .salt = 4, .bytes = CHUNK };

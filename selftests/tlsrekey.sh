@@ -204,6 +204,25 @@ llvm-objcopy-19 --dump-section .BTF="$tmp/old.btf" "$out/bpf/smoke_ca.bpf.o" "$t
 expect "a kernel without struct tls_rekey_ops" 2 "no BTF type tls_rekey_ops" \
 	unshare -m sh -c "mount --bind $tmp/old.btf /sys/kernel/btf/vmlinux && exec $tlsrekey load observe"
 tap_check "... leaves no pins" no_pins
+# ---- unprivileged users against an active policy: refused, nothing changes
+nobody="setpriv --reuid 65534 --regid 65534 --clear-groups"
+expect "load observe (the policy unprivileged users try to change)" 0 "" "$tlsrekey" load observe
+link=$("$tlsrekey" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["link_id"])')
+expect "unprivileged replace" 3 "run as root" $nobody "$tlsrekey" replace backoff
+expect "unprivileged unload" 3 "run as root" $nobody "$tlsrekey" unload
+expect "unprivileged stats" 3 "run as root" $nobody "$tlsrekey" stats
+map=$(ls $dir | grep -v '_ops$' | head -n 1)
+tap_check "unprivileged bpftool cannot read the pinned map $map" \
+	sh -c "! $nobody $bpftool map dump pinned $dir/$map >/dev/null 2>&1"
+tap_check "unprivileged bpftool cannot open the pinned link" \
+	sh -c "! $nobody $bpftool link show pinned $dir/observe_ops >/dev/null 2>&1"
+tap_check "... the policy, its link and pins are as they were" \
+	[ "$("$tlsrekey" status --json | python3 -c 'import json,sys; j=json.load(sys.stdin); print(j["policy"], j["link_id"])')" = "observe $link" -a \
+	  -e $dir/observe_ops -a -e "$dir/$map" ]
+workload
+tap_check "... and still decides: stats --json equals bpftool's map dumps" stats_match_bpftool observe
+expect "unload it" 0 "" "$tlsrekey" unload
+tap_check "... no pins" no_pins
 expect "help for each command" 0 "" sh -c "for c in load replace unload status stats set; do $tlsrekey help \$c | grep -q \"Usage: tlsrekey .*\$c\" || exit 1; done"
 echo "1..$TAP_N"
 tap_done

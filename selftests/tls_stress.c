@@ -1,0 +1,860 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * tls_stress: many offloaded TLS 1.3 connections at once over the netdevsim
+ * pair (selftests/lib/topo.sh), driven by a seeded random schedule, while a
+ * fault thread changes the ground under them. Nothing may be lost.
+ *
+ * Each connection slot runs generations of a connection: a -> b and b -> a
+ * streams of random length, four threads (a sender and a receiver per
+ * direction). Senders mix send() (with and without MSG_MORE), splice() from
+ * a pipe and sendfile() of random sizes with TX key updates (one or several
+ * in a row, so several keys can land in one SW window) and short pauses.
+ * Receivers mix recvmsg(), MSG_PEEK and splice() to a pipe of random sizes,
+ * and install each new RX key at once or a little later (records then wait
+ * encrypted). a closes its socket right after a last key update, while the
+ * update's window is still open. Every byte is compared with the stream
+ * function of its offset, which stamps the offset and the stream's own
+ * number every 4 KiB, so a lost, duplicated, shifted or foreign byte fails.
+ *
+ * Faults, one every 50-500 ms: tls_dev_add failures and delays (device
+ * knobs), netem loss on a's port and loss/duplication/reordering on b's,
+ * policy load/replace/unload (user/tlsrekey), TLS offload features off and
+ * on, a's netdevsim port deleted and re-created. b never offloads TX: netem
+ * cannot delay or duplicate what a device still has to encrypt (topo.sh).
+ *
+ * Fails on: any byte lost, duplicated or corrupted; any error from a socket
+ * call the schedule made (a decryption error included); decryption or key
+ * update errors in /proc/net/tls_stat; TLS contexts, rekey windows or device
+ * keys left once every socket is closed. Splats fail the VM run (vm/run),
+ * kmemleak is scanned there on the debug kernel.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <linux/tls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include "kselftest.h"
+#include "ktls.h"
+#include "offload.h"
+
+#define MAX_IO		(128 * 1024)	/* largest single send or recv */
+#define PERIOD		65521		/* prime: the stream never realigns */
+#define STAMP_EVERY	4096		/* offset + stream id every this many bytes */
+#define STALL_SECS	120		/* a connection still open this long after the end */
+
+static unsigned char pattern[PERIOD + MAX_IO];
+static atomic_bool stopping;
+static char tlsrekey[PATH_MAX];
+static int listener = -1;
+static pthread_mutex_t connect_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* What was done, for the summary: the schedule's operations and faults. */
+enum {
+	OP_SEND, OP_SEND_MORE, OP_SPLICE, OP_SENDFILE, OP_TX_UPDATE,
+	OP_TX_UPDATE_BURST, OP_PAUSE, OP_RECV, OP_PEEK, OP_SPLICE_READ,
+	OP_RX_UPDATE, OP_RX_UPDATE_LATE, OP_CLOSE_IN_WINDOW, OP_CONNECTION,
+	F_FAIL_ADD, F_ADD_DELAY, F_NETEM_A, F_NETEM_B, F_POLICY, F_FEATURE,
+	F_PORT_REPLACE, NR_COUNTS,
+};
+static const char *const count_name[NR_COUNTS] = {
+	"send", "send_msg_more", "splice", "sendfile", "tx_key_update",
+	"tx_key_update_burst", "pause", "recv", "recv_peek", "splice_read",
+	"rx_key_update", "rx_key_update_late", "close_in_window", "connection",
+	"fault_fail_add", "fault_add_delay", "fault_netem_a", "fault_netem_b",
+	"fault_policy", "fault_feature", "fault_port_replace",
+};
+static atomic_ullong counts[NR_COUNTS];
+static atomic_ullong bytes_verified;
+static atomic_uint errors;
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("# FAIL: ");
+	vprintf(fmt, ap);
+	printf("\n");
+	fflush(stdout);
+	va_end(ap);
+	atomic_fetch_add(&errors, 1);
+	atomic_store(&stopping, true);
+}
+
+static void count(int what)
+{
+	atomic_fetch_add_explicit(&counts[what], 1, memory_order_relaxed);
+}
+
+/* xorshift64*: one generator per thread, seeded from the run's seed. */
+static unsigned long long rnd(unsigned long long *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
+static unsigned int pick(unsigned long long *s, unsigned int n)
+{
+	return rnd(s) % n;
+}
+
+/* A size from 1 to @max, log-uniform: as many small I/Os as large ones. */
+static size_t rnd_size(unsigned long long *s, size_t max)
+{
+	size_t top = 1;
+
+	for (unsigned int bits = pick(s, 18); bits; bits--)
+		top <<= 1;
+	top = top < max ? top : max;
+	return 1 + pick(s, top);
+}
+
+/* ------------------------------------------------------------ streams */
+
+/* Bytes [off, off + len) of stream @id into @buf. */
+static void stream_fill(unsigned char *buf, unsigned long long off,
+			size_t len, unsigned long long id)
+{
+	unsigned long long q, stamp;
+	int i;
+
+	memcpy(buf, pattern + off % PERIOD, len);
+	for (q = off & ~(STAMP_EVERY - 1ULL); q < off + len; q += STAMP_EVERY) {
+		stamp = (id << 32) ^ (q / STAMP_EVERY);
+		for (i = 0; i < 8; i++)
+			if (q + i >= off && q + i < off + len)
+				buf[q + i - off] = stamp >> (56 - 8 * i);
+	}
+}
+
+/* One direction of a connection. */
+struct stream {
+	unsigned long long id;		/* stamped into the data, < 2^32 */
+	int tx, rx;			/* sender's and receiver's socket */
+	unsigned int tx_seed, rx_seed;	/* key generations (key_init seeds) */
+	__u16 cipher;
+	unsigned long long budget;	/* bytes the sender sends */
+	atomic_ullong sent;		/* final once the sender is done */
+	atomic_bool sender_done;
+	unsigned long long rnd;
+	const char *name;
+};
+
+struct conn {
+	int a, b;
+	struct stream ab, ba;
+	atomic_bool a_drained;		/* b -> a has reached EOF at a */
+	bool close_in_window;		/* a closes right after a key update */
+};
+
+struct worker {
+	struct conn *c;
+	struct stream *s;
+	unsigned char buf[MAX_IO], expect[MAX_IO];
+	int pipe[2], memfd;
+	unsigned long long rnd;
+};
+
+static int update_tx_key(struct stream *s, int fd)
+{
+	struct tls_key k;
+
+	if (send_record(fd, TLS_RECORD_HANDSHAKE, key_update_msg,
+			sizeof(key_update_msg)) != sizeof(key_update_msg))
+		return -1;
+	key_init(&k, TLS_1_3_VERSION, s->cipher, ++s->tx_seed);
+	return tls_key_set(fd, TLS_TX, &k);
+}
+
+/* Write all of @len from @buf (already holding the stream's bytes) by
+ * send(), splice() or sendfile(); @more: more data follows.
+ */
+static int tx_chunk(struct worker *w, int fd, size_t len, bool more, int how)
+{
+	size_t done = 0;
+	ssize_t n;
+	off_t pos;
+
+	if (how == OP_SPLICE) {
+		if (write(w->pipe[1], w->buf, len) != (ssize_t)len)
+			return -1;
+		while (done < len) {
+			n = splice(w->pipe[0], NULL, fd, NULL, len - done,
+				   more ? SPLICE_F_MORE : 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return -1;
+			done += n;
+		}
+		return 0;
+	}
+	if (how == OP_SENDFILE) {
+		if (pwrite(w->memfd, w->buf, len, 0) != (ssize_t)len)
+			return -1;
+		pos = 0;
+		while ((size_t)pos < len) {
+			n = sendfile(fd, w->memfd, &pos, len - pos);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return -1;
+		}
+		return 0;
+	}
+	while (done < len) {
+		n = send(fd, w->buf + done, len - done, more ? MSG_MORE : 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		done += n;
+	}
+	return 0;
+}
+
+static void *sender(void *arg)
+{
+	struct worker *w = arg;
+	struct stream *s = w->s;
+	struct conn *c = w->c;
+	unsigned long long off = 0;
+	int fd = s->tx, how, i, n;
+	bool more = false;
+	size_t len;
+
+	while (off < s->budget) {
+		if (atomic_load(&stopping) && !more)
+			break;
+		switch (pick(&w->rnd, 20)) {
+		case 0:	/* key update(s); a pending MSG_MORE record goes first */
+			n = pick(&w->rnd, 4) ? 1 : 2 + pick(&w->rnd, 3);
+			count(n > 1 ? OP_TX_UPDATE_BURST : OP_TX_UPDATE);
+			for (i = 0; i < n; i++)
+				if (update_tx_key(s, fd)) {
+					fail("%s: TX key update %u: %s", s->name,
+					     s->tx_seed, strerror(errno));
+					return NULL;
+				}
+			more = false;
+			continue;
+		case 1:
+			if (!more) {
+				count(OP_PAUSE);
+				usleep(pick(&w->rnd, 3000));
+				continue;
+			}
+			break;
+		}
+		how = pick(&w->rnd, 4);
+		how = how == 0 ? OP_SPLICE : how == 1 ? OP_SENDFILE : OP_SEND;
+		len = rnd_size(&w->rnd, how == OP_SPLICE ? 65536 : MAX_IO);
+		len = len < s->budget - off ? len : s->budget - off;
+		/* the last bytes never stay in an open record */
+		more = off + len < s->budget && !pick(&w->rnd, 3);
+		count(how == OP_SEND && more ? OP_SEND_MORE : how);
+		stream_fill(w->buf, off, len, s->id);
+		if (tx_chunk(w, fd, len, more, how)) {
+			fail("%s: %s of %zu at %llu: %s", s->name,
+			     count_name[how], len, off, strerror(errno));
+			return NULL;
+		}
+		off += len;
+	}
+	/* a waits until b's stream has ended: closing with unread data would
+	 * reset the connection
+	 */
+	if (s == &c->ab) {
+		while (!atomic_load(&c->a_drained) && !atomic_load(&errors))
+			usleep(1000);
+		if (c->close_in_window) {
+			/* the update's window opens with this record unacked
+			 * and is still open when the socket goes
+			 */
+			len = 1 + pick(&w->rnd, 16384);
+			if (update_tx_key(s, fd)) {
+				fail("%s: last key update: %s", s->name, strerror(errno));
+				return NULL;
+			}
+			stream_fill(w->buf, off, len, s->id);
+			if (tx_chunk(w, fd, len, false, OP_SEND)) {
+				fail("%s: last send: %s", s->name, strerror(errno));
+				return NULL;
+			}
+			off += len;
+			count(OP_CLOSE_IN_WINDOW);
+			atomic_store(&s->sent, off);
+			atomic_store(&s->sender_done, true);
+			close(fd);
+			c->a = -1;
+			return NULL;
+		}
+	}
+	atomic_store(&s->sent, off);
+	atomic_store(&s->sender_done, true);
+	shutdown(fd, SHUT_WR);
+	return NULL;
+}
+
+/* Check @n received bytes at @off; false (and the run failed) if wrong. */
+static bool rx_check(struct worker *w, unsigned long long off, size_t n)
+{
+	struct stream *s = w->s;
+	size_t i;
+
+	stream_fill(w->expect, off, n, s->id);
+	if (!memcmp(w->buf, w->expect, n))
+		return true;
+	for (i = 0; w->buf[i] == w->expect[i]; i++)
+		;
+	fail("%s: byte %llu is %#x, not %#x", s->name, off + i, w->buf[i],
+	     w->expect[i]);
+	return false;
+}
+
+static void *receiver(void *arg)
+{
+	struct worker *w = arg;
+	struct stream *s = w->s;
+	unsigned long long off = 0;
+	bool try_splice = true;
+	unsigned char type;
+	struct tls_key k;
+	int fd = s->rx, op;
+	unsigned char hs[sizeof(key_update_msg)];
+	size_t len, hs_len = 0;
+	ssize_t n, m, got;
+
+	for (;;) {
+		op = pick(&w->rnd, 8);
+		len = rnd_size(&w->rnd, op == 0 ? 65536 : MAX_IO);
+		if (op == 0 && try_splice) {
+			/* a record that is not data stops splice with
+			 * EINVAL; recvmsg() then takes it with its type
+			 */
+			n = splice(fd, NULL, w->pipe[1], NULL, len, 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EINVAL) {
+				try_splice = false;
+				continue;
+			}
+			if (n < 0) {
+				fail("%s: splice read at %llu: %s", s->name, off,
+				     strerror(errno));
+				return NULL;
+			}
+			for (got = 0; got < n; got += m)
+				if ((m = read(w->pipe[0], w->buf + got, n - got)) <= 0) {
+					fail("%s: pipe read", s->name);
+					return NULL;
+				}
+			type = TLS_RECORD_DATA;
+			count(OP_SPLICE_READ);
+		} else {
+			int flags = op == 1 ? MSG_PEEK : 0;
+
+			n = recv_record(fd, w->buf, len, &type, flags);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				fail("%s: recv at %llu: %s", s->name, off,
+				     strerror(errno));
+				return NULL;
+			}
+			count(flags ? OP_PEEK : OP_RECV);
+			if (n && flags) {	/* the same bytes come again */
+				if (type == TLS_RECORD_DATA && !rx_check(w, off, n))
+					return NULL;
+				continue;
+			}
+		}
+		try_splice = true;
+		if (!n)
+			break;
+		if (type == TLS_RECORD_HANDSHAKE) {
+			/* a read smaller than the record takes it in parts */
+			if (hs_len + n > sizeof(hs)) {
+				fail("%s: handshake record longer than a KeyUpdate",
+				     s->name);
+				return NULL;
+			}
+			memcpy(hs + hs_len, w->buf, n);
+			hs_len += n;
+			if (hs_len < sizeof(hs))
+				continue;
+			hs_len = 0;
+			if (memcmp(hs, key_update_msg, sizeof(hs))) {
+				fail("%s: handshake record that is not a KeyUpdate",
+				     s->name);
+				return NULL;
+			}
+			/* late: records behind the update wait encrypted */
+			if (!pick(&w->rnd, 4)) {
+				usleep(200 + pick(&w->rnd, 5000));
+				count(OP_RX_UPDATE_LATE);
+			}
+			count(OP_RX_UPDATE);
+			key_init(&k, TLS_1_3_VERSION, s->cipher, ++s->rx_seed);
+			if (tls_key_set(fd, TLS_RX, &k)) {
+				fail("%s: TLS_RX key update %u: %s", s->name,
+				     s->rx_seed, strerror(errno));
+				return NULL;
+			}
+			continue;
+		}
+		if (type != TLS_RECORD_DATA || hs_len) {
+			fail("%s: record type %u", s->name, type);
+			return NULL;
+		}
+		if (!rx_check(w, off, n))
+			return NULL;
+		off += n;
+		atomic_fetch_add_explicit(&bytes_verified, n, memory_order_relaxed);
+	}
+	/* EOF: the sender has said how much it sent before it shut down */
+	if (!atomic_load(&s->sender_done) || off != atomic_load(&s->sent))
+		fail("%s: %llu bytes arrived, %llu sent", s->name, off,
+		     (unsigned long long)atomic_load(&s->sent));
+	if (s->rx == w->c->a)
+		atomic_store(&w->c->a_drained, true);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ connections */
+
+/* A connected pair from tls-a to b's listener, TLS 1.3 keys set both ways. */
+static int conn_open(struct conn *c, unsigned long long *r)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	__u16 cipher = pick(r, 2) ? TLS_CIPHER_AES_GCM_128 : TLS_CIPHER_AES_GCM_256;
+	struct tls_key k;
+	int rc = -1;
+
+	inet_pton(AF_INET, "10.77.0.2", &sin.sin_addr);
+	pthread_mutex_lock(&connect_lock);
+	c->a = socket(AF_INET, SOCK_STREAM, 0);
+	while (c->a >= 0 && connect(c->a, (void *)&sin, sizeof(sin)) &&
+	       errno == EINTR)
+		;
+	if (c->a >= 0)
+		do
+			c->b = accept(listener, NULL, NULL);
+		while (c->b < 0 && errno == EINTR);
+	pthread_mutex_unlock(&connect_lock);
+	if (c->a < 0 || c->b < 0 || tls_ulp(c->a) || tls_ulp(c->b))
+		return -1;
+	c->ab.cipher = c->ba.cipher = cipher;
+	key_init(&k, TLS_1_3_VERSION, cipher, c->ab.tx_seed);
+	rc = tls_key_set(c->a, TLS_TX, &k) || tls_key_set(c->b, TLS_RX, &k);
+	key_init(&k, TLS_1_3_VERSION, cipher, c->ba.tx_seed);
+	rc = rc || tls_key_set(c->b, TLS_TX, &k) || tls_key_set(c->a, TLS_RX, &k);
+	return rc ? -1 : 0;
+}
+
+struct slot {
+	pthread_t thread;
+	unsigned int id;
+	unsigned long long seed;
+	atomic_bool done;
+};
+
+static pthread_attr_t small_stack;
+
+/* Connection after connection until the run stops. */
+static void *slot_run(void *arg)
+{
+	struct slot *sl = arg;
+	struct worker *w[4];
+	pthread_t t[4];
+	unsigned long long r = sl->seed;
+	unsigned int gen, i;
+	struct conn c;
+
+	if (in_netns("tls-a")) {
+		fail("slot %u: no netns tls-a", sl->id);
+		return NULL;
+	}
+	for (i = 0; i < 4; i++) {
+		w[i] = calloc(1, sizeof(*w[i]));
+		if (!w[i] || pipe(w[i]->pipe) ||
+		    (w[i]->memfd = memfd_create("stress", 0)) < 0) {
+			fail("slot %u: worker: %s", sl->id, strerror(errno));
+			return NULL;
+		}
+	}
+	for (gen = 0; !atomic_load(&stopping); gen++) {
+		memset(&c, 0, sizeof(c));
+		c.a = c.b = -1;
+		c.ab.id = ((sl->id << 20) + gen) << 1;
+		c.ba.id = c.ab.id | 1;
+		c.ab.name = "a->b", c.ba.name = "b->a";
+		c.ab.tx_seed = c.ab.rx_seed = 1 + pick(&r, 200);
+		c.ba.tx_seed = c.ba.rx_seed = 1 + pick(&r, 200);
+		/* streams of 1 KiB to 8 MiB, log-uniform */
+		c.ab.budget = 1024ULL << pick(&r, 14);
+		c.ba.budget = 1024ULL << pick(&r, 14);
+		c.close_in_window = pick(&r, 2);
+		if (conn_open(&c, &r)) {
+			fail("slot %u: connection %u: %s", sl->id, gen, strerror(errno));
+			break;
+		}
+		count(OP_CONNECTION);
+		c.ab.tx = c.a, c.ab.rx = c.b;
+		c.ba.tx = c.b, c.ba.rx = c.a;
+		for (i = 0; i < 4; i++) {
+			w[i]->c = &c;
+			w[i]->s = i < 2 ? &c.ab : &c.ba;
+			w[i]->rnd = rnd(&r) | 1;
+			if (pthread_create(&t[i], &small_stack, i % 2 ? receiver : sender, w[i])) {
+				fail("slot %u: pthread_create", sl->id);
+				return NULL;
+			}
+		}
+		for (i = 0; i < 4; i++)
+			pthread_join(t[i], NULL);
+		if (c.a >= 0)
+			close(c.a);
+		close(c.b);
+	}
+	for (i = 0; i < 4; i++) {
+		close(w[i]->pipe[0]);
+		close(w[i]->pipe[1]);
+		close(w[i]->memfd);
+		free(w[i]);
+	}
+	atomic_store(&sl->done, true);
+	return NULL;
+}
+
+/* ------------------------------------------------------------ faults */
+
+static int dev_a = NSIM_A;		/* a's netdevsim device: 200 or 202 */
+
+static const char *const policies[] = { "default", "backoff", "ratelimit", "observe" };
+
+static void fault(unsigned long long *r, int what)
+{
+	static bool netem_a, netem_b, policy, feature_off[3], delay[2];
+	static const char *const feature_ns[3] = { "$NS_A", "$NS_A", "$NS_B" };
+	static const char *const feature[3] = {
+		"$DEV_A tls-hw-tx-offload", "$DEV_A tls-hw-rx-offload",
+		"$DEV_B tls-hw-rx-offload",
+	};
+	static const char *const netem_b_kinds[] = {
+		"loss 3%", "duplicate 3%", "delay 1ms reorder 75% 50%",
+		"loss 2% duplicate 2% delay 1ms reorder 80% 50%",
+	};
+	static const int errnos[] = { ENOSPC, EBUSY, ENOMEM, EIO };
+	int dev, f, rc = 0;
+
+	switch (what) {
+	case F_FAIL_ADD:
+		dev = pick(r, 2) ? NSIM_B : dev_a;
+		rc = dev_knob(dev, "fail_errno", errnos[pick(r, 4)]) ||
+		     dev_knob(dev, "fail_add", 1 + pick(r, 3));
+		break;
+	case F_ADD_DELAY:
+		dev = pick(r, 2);
+		delay[dev] = !delay[dev];
+		rc = dev_knob(dev ? NSIM_B : dev_a, "add_delay_ms",
+			      delay[dev] ? 1 + pick(r, 20) : 0);
+		break;
+	case F_NETEM_A:
+		netem_a = !netem_a;
+		rc = netem_a ? topo("tc -n $NS_A qdisc replace dev $DEV_A root netem loss %u%%",
+				    1 + pick(r, 5)) :
+			       topo("tc -n $NS_A qdisc del dev $DEV_A root");
+		break;
+	case F_NETEM_B:
+		netem_b = !netem_b;
+		rc = netem_b ? topo("tc -n $NS_B qdisc replace dev $DEV_B root netem %s",
+				    netem_b_kinds[pick(r, 4)]) :
+			       topo("tc -n $NS_B qdisc del dev $DEV_B root");
+		break;
+	case F_POLICY:
+		if (!policy) {
+			rc = topo("%s load %s >/dev/null", tlsrekey, policies[pick(r, 4)]);
+			policy = !rc;
+		} else if (pick(r, 3)) {
+			rc = topo("%s replace %s >/dev/null", tlsrekey, policies[pick(r, 4)]);
+		} else {
+			rc = topo("%s unload >/dev/null", tlsrekey);
+			policy = !!rc;
+		}
+		break;
+	case F_FEATURE:
+		f = pick(r, 3);
+		feature_off[f] = !feature_off[f];
+		rc = topo("ip netns exec %s ethtool -K %s %s", feature_ns[f],
+			  feature[f], feature_off[f] ? "off" : "on");
+		break;
+	case F_PORT_REPLACE:
+		/* a's sockets leave the deleted device, go on in SW over the
+		 * new port
+		 */
+		rc = topo("topo_replace_a %d %d && ip netns exec $NS_A ethtool -K $DEV_A "
+			  "tls-hw-tx-offload on tls-hw-rx-offload on", dev_a, dev_a ^ 2);
+		dev_a ^= 2;
+		netem_a = feature_off[0] = feature_off[1] = delay[0] = false;
+		break;
+	}
+	count(what);
+	if (rc)
+		fail("%s did not take", count_name[what]);
+}
+
+/* The next fault: by weight, but each kind at least once in a run. */
+static int next_fault(unsigned long long *r, bool second_half)
+{
+	static const unsigned int weight[] = {
+		[F_FAIL_ADD - F_FAIL_ADD] = 6, [F_ADD_DELAY - F_FAIL_ADD] = 4,
+		[F_NETEM_A - F_FAIL_ADD] = 4, [F_NETEM_B - F_FAIL_ADD] = 4,
+		[F_POLICY - F_FAIL_ADD] = 5, [F_FEATURE - F_FAIL_ADD] = 6,
+		[F_PORT_REPLACE - F_FAIL_ADD] = 1,
+	};
+	unsigned int i, total = 0, x;
+
+	for (i = F_FAIL_ADD; second_half && i < NR_COUNTS; i++)
+		if (!counts[i])
+			return i;
+	for (i = 0; i < sizeof(weight) / sizeof(*weight); i++)
+		total += weight[i];
+	x = pick(r, total);
+	for (i = 0; x >= weight[i]; i++)
+		x -= weight[i];
+	return F_FAIL_ADD + i;
+}
+
+/* Undo what fault() left: knobs, qdiscs, policy. */
+static int faults_clear(void)
+{
+	int rc = 0, i;
+
+	for (i = 0; i < 2; i++) {
+		rc |= dev_knob(i ? NSIM_B : dev_a, "fail_add", 0);
+		rc |= dev_knob(i ? NSIM_B : dev_a, "add_delay_ms", 0);
+	}
+	topo("tc -n $NS_A qdisc del dev $DEV_A root 2>/dev/null;"
+	     "tc -n $NS_B qdisc del dev $DEV_B root 2>/dev/null;"
+	     "%s unload >/dev/null 2>&1", tlsrekey);
+	return rc;
+}
+
+/* ------------------------------------------------------------ checks */
+
+static const char *const tls_stat_zero[] = {
+	"TlsDecryptError", "TlsRxRekeyError", "TlsTxRekeyError",
+};
+static const char *const tls_stat_gone[] = {
+	"TlsCurrTxSw", "TlsCurrRxSw", "TlsCurrTxDevice", "TlsCurrRxDevice",
+	"TlsCurrRekeyWindow",
+};
+
+/* Device keys still installed: key table lines of the debugfs stats. */
+static int dev_keys(int id)
+{
+	char line[256];
+	int n = 0;
+	FILE *f = fopen(dev_path(id, "stats"), "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		n += !strncmp(line, "tx ", 3) || !strncmp(line, "rx ", 3);
+	fclose(f);
+	return n;
+}
+
+/* Everything a closed socket held is gone (within @secs). */
+static bool nothing_left(int secs, bool report)
+{
+	const char *ns[2] = { "tls-a", "tls-b" };
+	bool clean = true;
+	long v;
+	int i, j;
+
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < (int)(sizeof(tls_stat_gone) / sizeof(*tls_stat_gone)); j++) {
+			v = ns_stat(ns[i], tls_stat_gone[j]);
+			if (v) {
+				clean = false;
+				if (report)
+					printf("# %s %s %ld\n", ns[i], tls_stat_gone[j], v);
+			}
+		}
+	for (i = 0; i < 2; i++) {
+		v = dev_keys(i ? NSIM_B : dev_a);
+		if (v) {
+			clean = false;
+			if (report)
+				printf("# netdevsim%d: %ld keys installed\n",
+				       i ? NSIM_B : dev_a, v);
+		}
+	}
+	if (clean || secs <= 0)
+		return clean;
+	sleep(1);
+	return nothing_left(secs - 1, report);
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"Usage: tls_stress [-n CONNECTIONS] [-t SECONDS] [-s SEED]\n"
+		"  -n N   connections at once (default 64)\n"
+		"  -t S   run this long (default: $STRESS_SECONDS, else 60)\n"
+		"  -s N   seed of the schedule (default: from the clock; printed)\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long long seed = 0, r;
+	unsigned int conns = 64, secs = 60, i;
+	const char *env = getenv("STRESS_SECONDS");
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	char exe[PATH_MAX];
+	struct timespec t0, t, t1;
+	unsigned int stuck;
+	struct slot *slots;
+	bool decrypt_ok = true, clean;
+	long v;
+	int opt, one = 1;
+	ssize_t n;
+
+	if (env)
+		secs = atoi(env);
+	while ((opt = getopt(argc, argv, "n:t:s:")) != -1) {
+		switch (opt) {
+		case 'n': conns = atoi(optarg); break;
+		case 't': secs = atoi(optarg); break;
+		case 's': seed = strtoull(optarg, NULL, 0); break;
+		default: usage();
+		}
+	}
+	if (!conns || !secs)
+		usage();
+	clock_gettime(CLOCK_REALTIME, &t0);
+	if (!seed)
+		seed = t0.tv_sec * 1000003ULL ^ t0.tv_nsec;
+	r = seed | 1;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n < 0)
+		ksft_exit_fail_msg("readlink: %s\n", strerror(errno));
+	exe[n] = 0;
+	/* build/selftests/tls_stress -> build/user/tlsrekey */
+	snprintf(tlsrekey, sizeof(tlsrekey), "%s/../user/tlsrekey", dirname(exe));
+
+	ksft_print_header();
+	ksft_set_plan(4);
+	printf("# seed %llu (tls_stress -s %llu -n %u -t %u repeats the schedule)\n",
+	       seed, seed, conns, secs);
+	for (i = 0; i < PERIOD + MAX_IO; i++)
+		pattern[i] = i < PERIOD ? rnd(&r) >> 56 : pattern[i - PERIOD];
+
+	if (topo("topo_up %d && topo_tls_offload && "
+		 "ip netns exec $NS_B ethtool -K $DEV_B tls-hw-tx-offload off >/dev/null",
+		 NSIM_A))
+		ksft_exit_fail_msg("topology\n");
+	inet_pton(AF_INET, "10.77.0.2", &sin.sin_addr);
+	if (in_netns("tls-b") || (listener = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(listener, (void *)&sin, sizeof(sin)) || listen(listener, 128))
+		ksft_exit_fail_msg("listener: %s\n", strerror(errno));
+
+	pthread_attr_init(&small_stack);
+	pthread_attr_setstacksize(&small_stack, 256 * 1024);
+	slots = calloc(conns, sizeof(*slots));
+	for (i = 0; i < conns; i++) {
+		slots[i].id = i;
+		slots[i].seed = rnd(&r) | 1;
+		if (pthread_create(&slots[i].thread, &small_stack, slot_run, &slots[i]))
+			ksft_exit_fail_msg("pthread_create\n");
+	}
+	/* faults until the time is up */
+	for (;;) {
+		clock_gettime(CLOCK_REALTIME, &t);
+		if (t.tv_sec - t0.tv_sec >= secs || atomic_load(&stopping))
+			break;
+		usleep(50000 + pick(&r, 450000));
+		fault(&r, next_fault(&r, 2 * (t.tv_sec - t0.tv_sec) >= secs));
+	}
+	atomic_store(&stopping, true);
+	if (faults_clear())
+		fail("clearing the faults");
+	/* a connection that does not end within STALL_SECS has lost data
+	 * (or the run failed and its peer stopped reading)
+	 */
+	clock_gettime(CLOCK_REALTIME, &t);
+	for (stuck = conns; stuck; usleep(100000)) {
+		for (stuck = 0, i = 0; i < conns; i++)
+			stuck += !atomic_load(&slots[i].done);
+		clock_gettime(CLOCK_REALTIME, &t1);
+		if (t1.tv_sec - t.tv_sec > STALL_SECS)
+			break;
+	}
+	for (i = 0; stuck && i < conns; i++)
+		if (!atomic_load(&slots[i].done))
+			fail("connection %u stalled", i);
+	clock_gettime(CLOCK_REALTIME, &t);
+
+	for (i = 0; i < NR_COUNTS; i++)
+		printf("# %-22s %llu\n", count_name[i], (unsigned long long)counts[i]);
+	printf("# bytes verified %llu in %ld s with %u connections at once\n",
+	       (unsigned long long)bytes_verified, (long)(t.tv_sec - t0.tv_sec), conns);
+	for (i = 0; i < 2; i++) {
+		int id = i ? NSIM_B : dev_a;
+
+		printf("# netdevsim%d: adds %lld dels %lld add_failures %lld tx_records %lld "
+		       "rx_records %lld rx_resyncs %lld\n", id, dev_stat(id, "adds"),
+		       dev_stat(id, "dels"), dev_stat(id, "add_failures"),
+		       dev_stat(id, "tx_records"), dev_stat(id, "rx_records"),
+		       dev_stat(id, "rx_resyncs"));
+	}
+	for (i = 0; i < 2 * sizeof(tls_stat_zero) / sizeof(*tls_stat_zero); i++) {
+		const char *ns = i % 2 ? "tls-b" : "tls-a";
+
+		v = ns_stat(ns, tls_stat_zero[i / 2]);
+		if (v) {
+			printf("# %s %s %ld\n", ns, tls_stat_zero[i / 2], v);
+			decrypt_ok = false;
+		}
+	}
+	/* stalled sockets still hold what they hold */
+	clean = !stuck && (nothing_left(20, false) || nothing_left(0, true));
+	ksft_test_result(!atomic_load(&errors), "every byte arrived once, intact, in order\n");
+	ksft_test_result(decrypt_ok, "no decryption or key update errors\n");
+	ksft_test_result(clean, "no TLS context, rekey window or device key left\n");
+	ksft_test_result(counts[OP_TX_UPDATE] && counts[OP_RX_UPDATE] &&
+			 counts[OP_CLOSE_IN_WINDOW] && counts[F_PORT_REPLACE] &&
+			 bytes_verified, "the schedule did what it is for\n");
+	topo("topo_down %d", NSIM_A);
+	if (stuck)	/* its threads are blocked in the stalled sockets */
+		exit(KSFT_FAIL);
+	ksft_finished();
+}
