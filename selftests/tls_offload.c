@@ -50,6 +50,8 @@ struct xfer {
 	unsigned long long bytes;	/* to send; sent / checked */
 	unsigned long long done;	/* progress, for the main thread */
 	int control;			/* sender: a handshake record too */
+	unsigned long long pause_at;	/* sender: wait there for @resume */
+	int resume;
 	const char *err;
 };
 
@@ -61,6 +63,9 @@ static void *xfer_send(void *arg)
 	size_t len, i;
 
 	while (off < x->bytes) {
+		while (x->pause_at && off == x->pause_at &&
+		       !__atomic_load_n(&x->resume, __ATOMIC_ACQUIRE))
+			usleep(1000);
 		len = x->bytes - off < CHUNK ? x->bytes - off : CHUNK;
 		for (i = 0; i < len; i++)
 			buf[i] = stream_byte(off + i, x->salt);
@@ -626,6 +631,42 @@ TEST_F_TIMEOUT(offload, port_deleted_mid_transfer, 300)
 	both_ways(_metadata, self, (unsigned long long)variant->mib << 17, cmd);
 }
 
+/* a's port is replaced while a's stream is paused, and loses packets:
+ * b's device loses track of a's records and leaves some, retransmissions
+ * too, to b's SW path. a's records now come from the fallback, which must
+ * not leave its ciphertext marked as plaintext: through netdevsim's link
+ * the mark reaches b and passes the ciphertext off as decrypted there.
+ */
+TEST_F_TIMEOUT(offload, port_replaced_lossy_mid_transfer, 300)
+{
+	unsigned long long bytes = (unsigned long long)variant->mib << 17;
+	struct xfer tx = { .fd = self->a, .salt = 1, .bytes = bytes,
+			   .pause_at = bytes / 2 };
+	struct xfer rx = { .fd = self->b, .salt = 1 };
+	long long lost = dev_stat(NSIM_B, "rx_lost_sync");
+	struct timeval tv = { .tv_sec = 30 };	/* a receiver that failed */
+	pthread_t th[2];
+	int tries;
+
+	offload_both(_metadata, self);
+	ASSERT_EQ(setsockopt(self->a, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
+	ASSERT_EQ(pthread_create(&th[0], NULL, xfer_send, &tx), 0);
+	ASSERT_EQ(pthread_create(&th[1], NULL, xfer_recv, &rx), 0);
+	for (tries = 0; tries < 3000 &&
+	     __atomic_load_n(&rx.done, __ATOMIC_RELAXED) < bytes / 2; tries++)
+		usleep(10000);
+	EXPECT_EQ(topo("topo_replace_a %d %d && "
+		       "tc -n $NS_A qdisc add dev $DEV_A root netem loss 5%%",
+		       NSIM_A, NSIM_A + 2), 0);
+	__atomic_store_n(&tx.resume, 1, __ATOMIC_RELEASE);
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	EXPECT_EQ(tx.err, NULL) TH_LOG("sender: %s", tx.err);
+	EXPECT_EQ(rx.err, NULL) TH_LOG("receiver: %s", rx.err);
+	EXPECT_EQ(rx.bytes, bytes);
+	EXPECT_GT(dev_stat(NSIM_B, "rx_lost_sync"), lost);
+}
+
 /* ------------------------------------------------------------ key updates */
 
 /* TLS 1.3 key updates (KeyUpdate + a second setsockopt) on offloaded
@@ -1002,6 +1043,36 @@ TEST_F_TIMEOUT(offload_rekey, dev_add_fails_at_reinstall, 300)
 	EXPECT_EQ(dev_stat(NSIM_B, "adds") - adds_b, 1);
 	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
 	EXPECT_EQ(ns_stat("tls-b", "TlsDecryptError"), 0);
+}
+
+/* b's KeyUpdate and records of its next key wait in a's socket, the
+ * device having run the old key over parts of them, when a's port is
+ * deleted: the key update that follows tls_device_down() must still undo
+ * what the old context did to those records.
+ */
+TEST_F_TIMEOUT(offload_rekey, rx_update_after_port_deleted, 120)
+{
+	struct rk_recv rx = { .fd = self->a, .key = self->key_ba, .seed = 101 };
+	struct rk_send tx = { .fd = self->b, .key = self->key_ba, .seed = 101 };
+	unsigned long long off = 0;
+
+	ASSERT_EQ(tls_key_set(self->b, TLS_TX, &self->key_ba), 0);
+	ASSERT_EQ(tls_key_set(self->a, TLS_RX, &self->key_ba), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRxDevice"), 1);
+	/* all of it fits a's receive buffer: a reads only at the end */
+	rk_send_bytes(_metadata, self->b, &off, 16384);
+	ASSERT_EQ(rk_update_tx(&tx), 0);
+	rk_send_bytes(_metadata, self->b, &off, 3 * 16384);
+	shutdown(self->b, SHUT_WR);
+	rk_wait_acked(self->b);
+	/* the old key met records of the new one */
+	EXPECT_GT(dev_stat(NSIM_A, "rx_auth_failures"), 0);
+	ASSERT_EQ(topo("topo_replace_a %d %d", NSIM_A, NSIM_A + 2), 0);
+	rk_receiver(&rx);
+	EXPECT_EQ(rx.err, NULL) TH_LOG("receiver: %s", rx.err);
+	EXPECT_EQ(rx.bytes, off);
+	EXPECT_EQ(rx.rekeys, 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsDecryptError"), 0);
 }
 
 /* A SW window is open on a (slow ACKs) when @what happens: nothing leaks

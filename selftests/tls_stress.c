@@ -657,12 +657,9 @@ static void fault(unsigned long long *r, int what)
 		fail("%s did not take", count_name[what]);
 }
 
-/* bit (F_x - F_FAIL_ADD). port_replace is not in the default set: with it
- * the receivers of a's streams get corrupt records (README.md, Reliability:
- * open); `-f all` includes it.
- */
+/* bit (F_x - F_FAIL_ADD) */
 #define FAULTS_ALL	((1u << (NR_COUNTS - F_FAIL_ADD)) - 1)
-static unsigned int faults_enabled = FAULTS_ALL & ~(1u << (F_PORT_REPLACE - F_FAIL_ADD));
+static unsigned int faults_enabled = FAULTS_ALL;
 
 /* The next fault: by weight, but each kind at least once in a run. */
 static int next_fault(unsigned long long *r, bool second_half)
@@ -768,7 +765,7 @@ static void usage(void)
 		"  -t S   run this long (default: $STRESS_SECONDS, else 60)\n"
 		"  -s N   seed of the schedule (default: from the clock; printed)\n"
 		"  -f L   these faults: fail_add, add_delay, netem_a, netem_b, policy,\n"
-		"         feature, port_replace, or all (default: all but port_replace)\n");
+		"         feature, port_replace, or all (default: all)\n");
 	exit(2);
 }
 
