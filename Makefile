@@ -27,6 +27,8 @@ ifeq ($(DEBUG),1)
 KOUT       := $(B)/kernel-debug
 KFRAGS     := $(TOP)/kernel/config $(TOP)/kernel/config.debug
 VM_FLAGS   += --kmemleak
+# The whole suite takes about 4x as long on this kernel.
+VM_TIMEOUT ?= 6000
 else
 KOUT       := $(B)/kernel
 KFRAGS     := $(TOP)/kernel/config

@@ -7,7 +7,8 @@
 # changes; every option a fragment names must survive `olddefconfig`, or the
 # build stops naming it. The kernel is rebuilt only when a source file in the
 # tree (outside tools/ and Documentation/) or the config is newer than the
-# last build, so a no-op `make` costs a `find`, not a kbuild walk. ccache is used when installed.
+# last build, so a no-op `make` costs a `find`, not a kbuild walk. ccache is used
+# when installed.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +20,10 @@ jobs=${JOBS:-$(($(nproc) + 1))}
 
 cc=gcc
 command -v ccache >/dev/null && cc="ccache gcc"
+# Hash paths relative to the checkout and leave the working directory out,
+# so a fresh clone anywhere (CI's) reuses the objects another clone compiled;
+# their debug info then names that clone's paths, which the guest never reads.
+export CCACHE_BASEDIR=$top CCACHE_NOHASHDIR=1
 kmake() { make -s -C "$tree" O="$out" CC="$cc" HOSTCC="$cc" -j"$jobs" "$@"; }
 
 mkdir -p "$out"

@@ -31,6 +31,13 @@
 #include "ktls.h"
 #include "offload.h"
 
+/* Each case builds the netdevsim pair (topo.sh) and moves data both ways: a
+ * second or two here, but the first can take over the harness's 30 s on the
+ * KASAN kernel. TEST_F() picks this up where it is expanded.
+ */
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT 120
+
 FIXTURE(bad) {
 	int a, b;
 	struct tls_key ab, ba;		/* the keys in use each way */
