@@ -468,7 +468,7 @@ TEST_F_TIMEOUT(offload, bulk_both_ways_lossy, 600)
  * tls_stress): setting the RX key switched the push of open records to the
  * SW path's, which then ran on the device's TX context and crashed.
  */
-TEST_F(offload, open_record_then_control_record)
+TEST_F_TIMEOUT(offload, open_record_then_control_record, 120)
 {
 	static const unsigned char control[] = { 1, 2, 3 };	/* not a KeyUpdate */
 	unsigned char buf[64], type;
@@ -489,7 +489,7 @@ TEST_F(offload, open_record_then_control_record)
 	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), 1);
 }
 
-TEST_F(offload, device_uses_its_own_key)
+TEST_F_TIMEOUT(offload, device_uses_its_own_key, 120)
 {
 	struct xfer tx = { .fd = self->a, .salt = 4, .bytes = CHUNK };
 	struct wire w = { .x = { .fd = self->b, .salt = 4 },
@@ -553,7 +553,7 @@ TEST_F_TIMEOUT(offload, key_table, 120)
 /* A second key on an offloaded socket: TLS 1.3 takes it in both
  * directions; TLS 1.2 has no key update (EBUSY), and keeps its keys.
  */
-TEST_F(offload, key_update_on_offloaded_socket)
+TEST_F_TIMEOUT(offload, key_update_on_offloaded_socket, 120)
 {
 	struct tls_key next = self->key_ab;
 	int expect = variant->version == TLS_1_3_VERSION ? 0 : -1;
@@ -571,7 +571,7 @@ TEST_F(offload, key_update_on_offloaded_socket)
 }
 
 /* tls_dev_add may sleep (test knob: it sleeps add_delay_ms first). */
-TEST_F(offload, dev_add_delay)
+TEST_F_TIMEOUT(offload, dev_add_delay, 120)
 {
 	struct timespec t0, t1;
 
