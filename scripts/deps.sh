@@ -13,16 +13,34 @@ pkgs=(
 	qemu-system-x86 iproute2 ethtool openssl util-linux procps kmod
 	# the demo's picture
 	gnuplot-nox
+	# the root with the TLS libraries the series is run against (below)
+	mmdebstrap
 )
+
+# Real TLS libraries that drive kTLS key updates by themselves (OpenSSL 3.2+,
+# GnuTLS 3.8) are newer than bookworm's: selftests/openssl.sh runs Debian
+# trixie's, from a root of Debian packages used with chroot in the guest.
+trixie_pkgs=openssl,gnutls-bin
+trixie_root=$(cd "$(dirname "$0")/.." && pwd)/build/trixie
+
+sudo=
+[ "$(id -u)" = 0 ] || sudo=sudo
 
 missing=()
 for p in "${pkgs[@]}"; do
 	[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "  DEPS    installing: ${missing[*]}"
+	$sudo apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
 
-echo "  DEPS    installing: ${missing[*]}"
-sudo=
-[ "$(id -u)" = 0 ] || sudo=sudo
-$sudo apt-get update -q
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+if [ ! -f "$trixie_root/.stamp" ]; then
+	echo "  ROOT    $trixie_root (Debian trixie: $trixie_pkgs)"
+	rm -rf "$trixie_root" "$trixie_root.tmp"
+	$sudo mmdebstrap --quiet --variant=essential --include="$trixie_pkgs" trixie \
+		"$trixie_root.tmp" http://deb.debian.org/debian
+	mv "$trixie_root.tmp" "$trixie_root"
+	touch "$trixie_root/.stamp"
+fi

@@ -43,10 +43,13 @@ suite_limit=${SUITE_TIMEOUT:-1500}
 
 # name : command. Keep the cheap ones first so a broken foundation shows fast.
 # stress: STRESS_SECONDS of tls_stress (default 60 here; `make stress`: 600).
+# openssl: OPENSSL_MODES, the modes and runs of openssl.sh (default 2 + 1
+# lossy runs per mode; `make test-full`: more).
 stress_secs=${STRESS_SECONDS:-60}
 suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "badinput:$out/tls_badinput"
 	"tlsrekey:$here/tlsrekey.sh $out" "tls_offload:$offload"
-	"stress:$out/tls_stress -t $stress_secs" "bench:$here/bench.sh $out/.. --quick")
+	"stress:$out/tls_stress -t $stress_secs" "bench:$here/bench.sh $out/.. --quick"
+	"openssl:$here/openssl.sh")
 if [ -n "${TLS_FILTER:-}" ] || [ "${TLS_FULL:-0}" = 1 ]; then
 	suites+=("tls:$out/tls ${TLS_FILTER:-}")
 else

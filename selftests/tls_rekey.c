@@ -3,7 +3,9 @@
  * TLS 1.3 key update in the kTLS software path, beyond tls.c's unit cases:
  *  - many rekeys in both directions at once with data in flight, every byte
  *    checked, the five rekey counters of /proc/net/tls_stat checked exactly;
- *  - a KeyUpdate reaching a reader blocked in recv() and one blocked in poll().
+ *  - a KeyUpdate reaching a reader blocked in recv() and one blocked in poll();
+ *  - records after a KeyUpdate still readable once the peer reset the
+ *    connection (what OpenSSL's s_server met when s_client closed early).
  * Each test runs in a network namespace of its own, so the counters it reads
  * are its own.
  */
@@ -350,6 +352,85 @@ TEST(keyupdate_to_reader_blocked_in_recv)
 TEST(keyupdate_to_reader_blocked_in_poll)
 {
 	keyupdate_to_blocked_reader(_metadata, 1);
+}
+
+static struct tcp_info tcp_info(int fd)
+{
+	struct tcp_info ti = {};
+	socklen_t len = sizeof(ti);
+
+	getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len);
+	return ti;
+}
+
+/* The interleaving of the OpenSSL runs that lost data: the client (a) sends
+ * data, a KeyUpdate and data under its next key, and closes while a record
+ * of the server (b) waits unread in its socket, so b gets a reset. b reads
+ * the KeyUpdate, its answer fails (EPIPE, as s_server's did), and still it
+ * installs the next key and reads every byte a sent: the reset loses
+ * nothing the kernel queued; s_server lost it by stopping at the failed send.
+ */
+TEST(records_after_keyupdate_readable_after_reset)
+{
+	static unsigned char buf[16384];
+	const size_t chunk = sizeof(buf);	/* a's records fit b's window */
+	unsigned long long off = 0, got = 0;
+	unsigned char type;
+	int fds[2], i;
+	ssize_t n;
+
+	ASSERT_EQ(enter_netns(), 0);
+	ASSERT_EQ(tls_pair(fds), 0);
+
+	for (i = 0; i < 2; i++) {
+		for (size_t j = 0; j < chunk; j++)
+			buf[j] = stream_byte(off + j, 19);
+		ASSERT_EQ(send(fds[0], buf, chunk, 0), chunk);
+		off += chunk;
+		if (i)
+			break;
+		ASSERT_EQ(send_record(fds[0], TLS_RECORD_HANDSHAKE, key_update_msg,
+				      sizeof(key_update_msg)), sizeof(key_update_msg));
+		ASSERT_EQ(set_key(fds[0], TLS_TX, 1), 0);
+	}
+	/* everything a sent is in b's socket; unread data in a's: a's close
+	 * is a reset
+	 */
+	ASSERT_EQ(send(fds[1], "x", 1, 0), 1);
+	for (i = 0; i < 200 && (tcp_info(fds[0]).tcpi_unacked ||
+				tcp_info(fds[1]).tcpi_unacked); i++)
+		usleep(10000);
+	ASSERT_EQ(tcp_info(fds[0]).tcpi_unacked, 0);
+	close(fds[0]);
+	for (i = 0; i < 200 && tcp_info(fds[1]).tcpi_state != TCP_CLOSE; i++)
+		usleep(10000);
+	ASSERT_EQ(tcp_info(fds[1]).tcpi_state, TCP_CLOSE);
+
+	while (got < chunk) {
+		n = recv_record(fds[1], buf, sizeof(buf), &type, 0);
+		ASSERT_GT(n, 0);
+		ASSERT_EQ(type, TLS_RECORD_DATA);
+		for (ssize_t j = 0; j < n; j++)
+			ASSERT_EQ(buf[j], stream_byte(got + j, 19));
+		got += n;
+	}
+	ASSERT_EQ(recv_record(fds[1], buf, sizeof(buf), &type, 0), sizeof(key_update_msg));
+	ASSERT_EQ(type, TLS_RECORD_HANDSHAKE);
+	EXPECT_EQ(send_record(fds[1], TLS_RECORD_HANDSHAKE, key_update_msg,
+			      sizeof(key_update_msg)), -1);
+	EXPECT_TRUE(errno == EPIPE || errno == ECONNRESET);
+	ASSERT_EQ(set_key(fds[1], TLS_RX, 1), 0);
+	while (got < off) {
+		n = recv_record(fds[1], buf, sizeof(buf), &type, 0);
+		ASSERT_GT(n, 0)
+			TH_LOG("%llu of %llu bytes read, then %s", got, off, strerror(errno));
+		ASSERT_EQ(type, TLS_RECORD_DATA);
+		for (ssize_t j = 0; j < n; j++)
+			ASSERT_EQ(buf[j], stream_byte(got + j, 19));
+		got += n;
+	}
+	EXPECT_EQ(got, off);
+	close(fds[1]);
 }
 
 TEST_HARNESS_MAIN
