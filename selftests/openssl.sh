@@ -164,9 +164,15 @@ while waiting() and os.path.getsize(received) < size:
 PY
 }
 
+# client: s_client in tls-a, to the server in tls-b.
+client() {
+	ip netns exec $NS_A timeout 300 chroot "$root" openssl s_client -ktls -tls1_3 -adv \
+		-no_ign_eof -connect $IP4_B:$port >"$root/tmp/client.out" 2>"$root/tmp/client.err"
+}
+
 # one_run MODE: one client/server run; prints why it failed, if it did.
 one_run() {
-	local mode=$1 srv hold stdin crc src why= sa0 sb0 sa1 sb1 a_rx b_tx
+	local mode=$1 srv hold crc src why= sa0 sb0 sa1 sb1 a_rx b_tx
 	sa0=$(mktemp) sb0=$(mktemp) sa1=$(mktemp) sb1=$(mktemp)
 	tls_stat $NS_A >"$sa0"; tls_stat $NS_B >"$sb0"
 	rm -f "$root/tmp/received" "$root/tmp/hold"
@@ -183,15 +189,12 @@ one_run() {
 		sleep 0.1
 	done
 	if [ "$naive" = 1 ]; then
-		exec {stdin}<"$root/tmp/input"
+		client <"$root/tmp/input"
+		crc=$?
 	else
-		exec {stdin}< <(feed "$srv")
+		feed "$srv" | client
+		crc=${PIPESTATUS[1]}
 	fi
-	ip netns exec $NS_A timeout 300 chroot "$root" openssl s_client \
-		-ktls -tls1_3 -adv -no_ign_eof -connect $IP4_B:$port \
-		<&$stdin >"$root/tmp/client.out" 2>"$root/tmp/client.err"
-	crc=$?
-	exec {stdin}<&-
 	wait $srv
 	src=$?
 	exec {hold}>&-

@@ -5,7 +5,9 @@
  *    checked, the five rekey counters of /proc/net/tls_stat checked exactly;
  *  - a KeyUpdate reaching a reader blocked in recv() and one blocked in poll();
  *  - records after a KeyUpdate still readable once the peer reset the
- *    connection (what OpenSSL's s_server met when s_client closed early).
+ *    connection (what OpenSSL's s_server met when s_client closed early);
+ *  - a KeyUpdate that a read of data decrypted behind it is readable for
+ *    poll() (upstream 7.3 says it is not, and a select() loop waits forever).
  * Each test runs in a network namespace of its own, so the counters it reads
  * are its own.
  */
@@ -430,6 +432,55 @@ TEST(records_after_keyupdate_readable_after_reset)
 		got += n;
 	}
 	EXPECT_EQ(got, off);
+	close(fds[1]);
+}
+
+/* A read of data goes on to the records behind it that are already in; when
+ * one is the KeyUpdate, it is decrypted, the KeyUpdate stop set, and the
+ * record kept for the next read. poll() must report it: an application that
+ * reads when select() says so (OpenSSL's s_server) would otherwise never read
+ * the KeyUpdate, never install the next key, and wait forever with its peer
+ * blocked on a full window. Upstream 7.3 drops EPOLLIN whenever the stop is
+ * set; the series only when nothing but records under the next key waits.
+ */
+TEST(keyupdate_behind_data_readable_for_poll)
+{
+	const char data[] = "before the update", next[] = "after the update";
+	struct pollfd pfd;
+	unsigned char buf[4096], type;
+	int fds[2], i;
+
+	ASSERT_EQ(enter_netns(), 0);
+	ASSERT_EQ(tls_pair(fds), 0);
+	ASSERT_EQ(send(fds[0], data, sizeof(data), 0), sizeof(data));
+	ASSERT_EQ(send_record(fds[0], TLS_RECORD_HANDSHAKE, key_update_msg,
+			      sizeof(key_update_msg)), sizeof(key_update_msg));
+	ASSERT_EQ(set_key(fds[0], TLS_TX, 1), 0);
+	ASSERT_EQ(send(fds[0], next, sizeof(next), 0), sizeof(next));
+	/* all three records in b's socket before b reads */
+	for (i = 0; i < 200 && tcp_info(fds[0]).tcpi_unacked; i++)
+		usleep(10000);
+	ASSERT_EQ(tcp_info(fds[0]).tcpi_unacked, 0);
+
+	ASSERT_EQ(recv_record(fds[1], buf, sizeof(buf), &type, 0), sizeof(data));
+	ASSERT_EQ(type, TLS_RECORD_DATA);
+	ASSERT_EQ(tls_stat("TlsRxRekeyReceived"), 1);	/* decrypted behind */
+
+	pfd = (struct pollfd){ .fd = fds[1], .events = POLLIN };
+	EXPECT_EQ(poll(&pfd, 1, 1000), 1);
+	EXPECT_TRUE(pfd.revents & POLLIN);
+	ASSERT_EQ(recv_record(fds[1], buf, sizeof(buf), &type, MSG_DONTWAIT),
+		  sizeof(key_update_msg));
+	ASSERT_EQ(type, TLS_RECORD_HANDSHAKE);
+
+	/* now only the next key's record waits: not readable until the key */
+	pfd.revents = 0;
+	EXPECT_EQ(poll(&pfd, 1, 200), 0);
+	ASSERT_EQ(set_key(fds[1], TLS_RX, 1), 0);
+	EXPECT_EQ(poll(&pfd, 1, 1000), 1);
+	ASSERT_EQ(recv(fds[1], buf, sizeof(buf), 0), sizeof(next));
+	EXPECT_EQ(memcmp(buf, next, sizeof(next)), 0);
+	close(fds[0]);
 	close(fds[1]);
 }
 
