@@ -153,16 +153,17 @@ test-full: all ## make test, longest variants included (every tls.c case, 190 Op
 		SLOW_KERNEL="$(DEBUG)" SUITE_TIMEOUT=4800 OPENSSL_MODES="$(OPENSSL_FULL)" \
 		$(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
 
-# Upstream's kernel (no series) as a second guest kernel: the OpenSSL suite in
-# SW mode on it tells a bug of the series from one of OpenSSL.
+# Upstream's kernel (no series) as a second guest kernel: tls_rekey and the
+# OpenSSL suite in SW mode on it tell a bug of the series from one of OpenSSL
+# or of upstream.
 UPSTREAM_KOUT := $(B)/kernel-upstream
 upstream-kernel: deps ## build upstream's kernel (trixie-backports' linux-source, no series)
 	@JOBS=$(JOBS) $(TOP)/kernel/upstream.sh $(UPSTREAM_KOUT)
 
-test-upstream: upstream-kernel selftests ## the OpenSSL suite (SW kTLS, 10 + 5 runs) on upstream's kernel
+test-upstream: upstream-kernel selftests ## tls_rekey and the OpenSSL suite (SW kTLS) on upstream's kernel
 	@$(TOP)/selftests/vm/run --kernel $(UPSTREAM_KOUT)/arch/x86/boot/bzImage --timeout 2400 \
 		-- env OPENSSL_MODES="$(or $(OPENSSL_MODES),sw:10:5)" \
-		$(TOP)/selftests/run_tests.sh $(B)/selftests openssl
+		$(TOP)/selftests/run_tests.sh $(B)/selftests tls_rekey openssl
 
 # The long randomized stress: 64 offloaded connections, key updates and faults.
 STRESS_LONG = $(or $(STRESS_SECONDS),600)
