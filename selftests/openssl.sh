@@ -6,16 +6,18 @@
 # Debian trixie's OpenSSL (a root made by `make deps`, used with chroot) over
 # the netdevsim pair: in tls-b `openssl s_server -ktls`, in tls-a
 # `openssl s_client -ktls -adv` fed LINES lines of 700 characters with a
-# `{keyup:req}` command in between (through a pipe: see feed()). Each KeyUpdate of the client asks for one
+# `{keyup:req}` command in between. Each KeyUpdate of the client asks for one
 # back, so both ends update their TX and their RX key about a hundred times
 # (by default), while the client's data is still arriving at the server.
 #
-# s_client reads its stdin in blocks of 16383 bytes, and a command must end
-# a block: s_client 3.5 drops the rest of its buffer (and quits without a
-# word) when it reads stdin again before sending what follows a command,
-# which it does whenever the socket is not writable at that moment; and a
-# command split between two reads is not a command. So a command ends every
-# EVERY-th block.
+# How s_client is fed matters (see feed()): s_client 3.5 drops the rest of
+# its 16 KiB buffer, and quits without a word, when it reads stdin again
+# before sending what follows a command, which it does whenever the socket
+# is not writable at that moment; a command split between two reads is not
+# a command; and a KeyUpdate answered after s_client closed is met with a
+# reset that ends the server's connection. So s_client gets one block of
+# 16383 bytes (what it reads at once) at a time, a command at the end of
+# every EVERY-th block, and its stdin ends once the server has everything.
 #
 # A run passes when the server printed exactly the lines the client was
 # given, both programs exited 0, kTLS carried both directions at both ends
@@ -32,9 +34,9 @@
 #                   [-e EVERY] [-p LOSS] [-N]
 #   -N: feed s_client the way it fails (the file itself as its stdin, a
 #   command after every 200 lines): shows what s_client does, not the kernel
-#   defaults: 2 runs, 1 lossy run, modes $OPENSSL_MODES or "sw tx rx both", 20000 lines (14 MB),
-#   a key update every 8 blocks (106 in all), 3% loss. The root is
-#   build/trixie.
+#   defaults: 2 runs, 1 lossy run, modes $OPENSSL_MODES or "sw tx rx both",
+#   20000 lines (14 MB), a key update every 8 blocks (106 in all), 3% loss.
+#   The root is build/trixie.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/tap.sh"
 . "$here/lib/topo.sh"
