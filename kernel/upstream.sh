@@ -9,7 +9,7 @@
 # The source is Debian's linux-source-$UPSTREAM_VERSION from trixie-backports,
 # fetched with apt-get into build/upstream-apt (the host's apt sources stay
 # as they are) and extracted into build/linux-upstream. The config is the
-# guest's (kernel/config), minus what only the series has.
+# guest's (kernel/config), minus the options upstream no longer has.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
