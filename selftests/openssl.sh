@@ -109,7 +109,7 @@ set_mode() {
 		dev=${ns#*:} ns=${ns%%:*}
 		[ "$1" = sw ] && ! ip netns exec "$ns" ethtool -k "$dev" | grep -q 'tls-hw-.x-offload: on' &&
 			continue
-		ip netns exec "$ns" ethtool -K "$dev" tls-hw-tx-offload $tx tls-hw-rx-offload $rx \
+		ip netns exec "$ns" ethtool -K "$dev" rx on tls-hw-tx-offload $tx tls-hw-rx-offload $rx \
 			>/dev/null || return 1
 	done
 }

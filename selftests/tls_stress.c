@@ -19,7 +19,9 @@
  * Faults, one every 50-500 ms: tls_dev_add failures and delays (device
  * knobs), netem loss on a's port and loss/duplication/reordering on b's,
  * policy load/replace/unload (user/tlsrekey), TLS offload features off and
- * on, a's netdevsim port deleted and re-created. b never offloads TX: netem
+ * on, a's netdevsim port deleted and re-created, a port's TLS driver
+ * switched between netdevsim's strict and trusting profiles (a driver that
+ * believes the socket, as real ones do). b never offloads TX: netem
  * cannot delay or duplicate what a device still has to encrypt (topo.sh).
  *
  * Fails on: any byte lost, duplicated or corrupted; any error from a socket
@@ -79,14 +81,14 @@ enum {
 	OP_TX_UPDATE_BURST, OP_PAUSE, OP_RECV, OP_PEEK, OP_SPLICE_READ,
 	OP_RX_UPDATE, OP_RX_UPDATE_LATE, OP_CLOSE_IN_WINDOW, OP_CONNECTION,
 	F_FAIL_ADD, F_ADD_DELAY, F_NETEM_A, F_NETEM_B, F_POLICY, F_FEATURE,
-	F_PORT_REPLACE, NR_COUNTS,
+	F_PORT_REPLACE, F_PROFILE, NR_COUNTS,
 };
 static const char *const count_name[NR_COUNTS] = {
 	"send", "send_msg_more", "splice", "sendfile", "tx_key_update",
 	"tx_key_update_burst", "pause", "recv", "recv_peek", "splice_read",
 	"rx_key_update", "rx_key_update_late", "close_in_window", "connection",
 	"fault_fail_add", "fault_add_delay", "fault_netem_a", "fault_netem_b",
-	"fault_policy", "fault_feature", "fault_port_replace",
+	"fault_policy", "fault_feature", "fault_port_replace", "fault_profile",
 };
 static atomic_ullong counts[NR_COUNTS];
 static atomic_ullong bytes_verified;
@@ -596,6 +598,7 @@ static void fault(unsigned long long *r, int what)
 	};
 	static const int errnos[] = { ENOSPC, EBUSY, ENOMEM, EIO };
 	static unsigned int delay_ms[2];
+	static bool trusting[2];
 	int dev, rc = 0;
 	const char *feat;
 
@@ -646,10 +649,18 @@ static void fault(unsigned long long *r, int what)
 		 * new port
 		 */
 		rc = fault_cmd("topo_replace_a %d %d && ip netns exec $NS_A ethtool -K $DEV_A "
-			       "tls-hw-tx-offload on tls-hw-rx-offload on", dev_a, dev_a ^ 2);
+			       "rx on tls-hw-tx-offload on tls-hw-rx-offload on", dev_a, dev_a ^ 2);
 		dev_a ^= 2;
 		netem_a = feature_off[0] = feature_off[1] = false;
 		delay_ms[0] = 0;
+		trusting[0] = false;
+		break;
+	case F_PROFILE:
+		/* netdevsim's TLS driver believes the socket, as real ones do */
+		dev = pick(r, 2);
+		trusting[dev] = !trusting[dev];
+		rc = fault_cmd("echo %s >%s", trusting[dev] ? "trusting" : "strict",
+			       dev_path(dev ? NSIM_B : dev_a, "profile"));
 		break;
 	}
 	count(what);
@@ -668,7 +679,7 @@ static int next_fault(unsigned long long *r, bool second_half)
 		[F_FAIL_ADD - F_FAIL_ADD] = 6, [F_ADD_DELAY - F_FAIL_ADD] = 4,
 		[F_NETEM_A - F_FAIL_ADD] = 4, [F_NETEM_B - F_FAIL_ADD] = 4,
 		[F_POLICY - F_FAIL_ADD] = 5, [F_FEATURE - F_FAIL_ADD] = 6,
-		[F_PORT_REPLACE - F_FAIL_ADD] = 1,
+		[F_PORT_REPLACE - F_FAIL_ADD] = 1, [F_PROFILE - F_FAIL_ADD] = 3,
 	};
 	unsigned int i, total = 0, x;
 
@@ -765,7 +776,7 @@ static void usage(void)
 		"  -t S   run this long (default: $STRESS_SECONDS, else 60)\n"
 		"  -s N   seed of the schedule (default: from the clock; printed)\n"
 		"  -f L   these faults: fail_add, add_delay, netem_a, netem_b, policy,\n"
-		"         feature, port_replace, or all (default: all)\n");
+		"         feature, port_replace, profile, or all (default: all)\n");
 	exit(2);
 }
 

@@ -9,6 +9,9 @@
 #   topo_down [ID]   delete the devices and namespaces (idempotent)
 #   topo_find        set DEV_A and DEV_B of the namespaces made earlier
 #   topo_tls_offload switch TLS TX and RX offload on on both ports
+#   topo_tls_profile PROFILE   netdevsim's TLS driver profile (strict,
+#                    trusting) on every port; each new port gets
+#                    $NSIM_TLS_PROFILE if that is set
 #   topo_lossy NS DEV [reorder]   loss on DEV's egress, reordering on its
 #                    ingress
 #   topo_replace_a OLD NEW   delete a's device OLD, give a a new one (device
@@ -23,6 +26,7 @@ IP4_B=10.77.0.2
 IP6_A=fd77::1
 IP6_B=fd77::2
 NSIM_BUS=/sys/bus/netdevsim
+NSIM_DEBUGFS=/sys/kernel/debug/netdevsim
 
 # topo_port ID NS: create netdevsim device ID with one port, move the port
 # into NS, print its name.
@@ -34,7 +38,17 @@ topo_port() {
 	dev=$(ls $NSIM_BUS/devices/netdevsim"$1"/net/)
 	[ -n "$dev" ] || { echo "# topo: netdevsim port of device $1 missing" >&2; return 1; }
 	ip link set "$dev" netns "$2" || return 1
+	if [ -n "${NSIM_TLS_PROFILE:-}" ]; then
+		echo "$NSIM_TLS_PROFILE" >"$NSIM_DEBUGFS/netdevsim$1/ports/0/tls/profile" || return 1
+	fi
 	echo "$dev"
+}
+
+topo_tls_profile() {
+	local f
+	for f in "$NSIM_DEBUGFS"/netdevsim*/ports/*/tls/profile; do
+		echo "$1" >"$f" || return 1
+	done
 }
 
 # topo_link: link DEV_A and DEV_B.
@@ -83,7 +97,8 @@ topo_tls_offload() {
 	local ns dev
 	for ns in $NS_A:"$DEV_A" $NS_B:"$DEV_B"; do
 		dev=${ns#*:} ns=${ns%%:*}
-		ip netns exec "$ns" ethtool -K "$dev" tls-hw-tx-offload on tls-hw-rx-offload on >/dev/null &&
+		# TLS RX offload needs RX checksum offload
+		ip netns exec "$ns" ethtool -K "$dev" rx on tls-hw-tx-offload on tls-hw-rx-offload on >/dev/null &&
 		[ "$(ip netns exec "$ns" ethtool -k "$dev" | grep -c 'tls-hw-[rt]x-offload: on')" = 2 ] ||
 			{ echo "# topo: TLS offload not on for $dev" >&2; return 1; }
 	done
