@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1019,8 +1020,14 @@ static void rk_run(struct __test_metadata *_metadata,
 	ASSERT_EQ(pthread_create(&th[0], NULL, rk_sender, tx), 0);
 	ASSERT_EQ(pthread_create(&th[1], NULL, wire ? wire_recv : rk_receiver,
 				 wire ? (void *)&w : (void *)rx), 0);
-	pthread_join(th[0], NULL);
+	/* a receiver that fails stops reading: end the sender's send()
+	 * (EPIPE, not SIGPIPE)
+	 */
+	signal(SIGPIPE, SIG_IGN);
 	pthread_join(th[1], NULL);
+	if (wire ? w.x.err != NULL : rx->err != NULL)
+		shutdown(self->a, SHUT_RDWR);
+	pthread_join(th[0], NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (wire) {
 		rx->bytes = w.x.bytes;
