@@ -34,14 +34,14 @@
 #                   [-e EVERY] [-p LOSS] [-N]
 #   -N: feed s_client the way it fails (the file itself as its stdin, a
 #   command after every 200 lines): shows what s_client does, not the kernel
-#   defaults: 2 runs, 1 lossy run, modes $OPENSSL_MODES or "sw tx rx both",
+#   defaults: 1 run, 1 lossy run, modes $OPENSSL_MODES or "sw tx rx both",
 #   20000 lines (14 MB), a key update every 8 blocks (106 in all), 3% loss.
 #   The root is build/trixie.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib/tap.sh"
 . "$here/lib/topo.sh"
 root=$here/../build/trixie
-runs=2 lossy_runs=1 modes=${OPENSSL_MODES:-sw tx rx both} lines=20000 every=8 loss=3% naive=0
+runs=1 lossy_runs=1 modes=${OPENSSL_MODES:-sw tx rx both} lines=20000 every=8 loss=3% naive=0
 while getopts r:l:m:n:e:p:N o; do
 	case $o in
 	N) naive=1 ;;

@@ -301,8 +301,13 @@ FIXTURE_SETUP(offload)
 	key_init(&self->key_ba, variant->version, variant->cipher, 2);
 }
 
+static int fault_attr(const char *attr, const char *file, const char *val);
+
 FIXTURE_TEARDOWN(offload)
 {
+	/* no failures left set up by a test that ended early */
+	fault_attr("fail_page_alloc", "times", "0");
+	fault_attr("failslab", "times", "0");
 	close(self->a);
 	close(self->b);
 	topo("topo_down %d", NSIM_A);
@@ -545,16 +550,16 @@ static int fault_setup(const char *attr, int percent, int times)
 	return fault_attr(attr, "times", val);
 }
 
-/* Whether this thread's allocations may fail as set up. */
+/* Whether this thread's allocations may fail as set up. The file stays
+ * open: opening it allocates, which fails once armed.
+ */
 static int fault_arm(int on)
 {
-	int fd = open("/proc/thread-self/make-it-fail", O_WRONLY), ok;
+	static __thread int fd = -1;
 
 	if (fd < 0)
-		return -1;
-	ok = write(fd, on ? "1" : "0", 1) == 1;
-	close(fd);
-	return ok ? 0 : -1;
+		fd = open("/proc/thread-self/make-it-fail", O_WRONLY);
+	return fd >= 0 && pwrite(fd, on ? "1" : "0", 1, 0) == 1 ? 0 : -1;
 }
 
 /* Only allocations made from kernel function @fn (its address range from
@@ -684,12 +689,15 @@ TEST_F_TIMEOUT(offload, record_ends_without_memory, 300)
  * cleanly (ENOMEM, then it is tried again); every byte arrives, in order.
  * On the KASAN kernel this also shows that no path writes out of bounds.
  */
+#define FAULTS_MANY	1000000
+
 static void send_without_memory(struct __test_metadata *_metadata,
 				FIXTURE_DATA(offload) *self, int percent)
 {
 	const size_t total = 2 << 20;
 	struct xfer rx = { .fd = self->b, .salt = 10 };
 	unsigned long calls[3] = {}, failed = 0;
+	long pages, slabs;
 	unsigned char *data;
 	size_t off = 0, len;
 	int mfd, pipefd[2], how, more;
@@ -703,8 +711,9 @@ static void send_without_memory(struct __test_metadata *_metadata,
 	data = mmap(NULL, total, PROT_READ, MAP_SHARED, mfd, 0);
 	ASSERT_NE(data, MAP_FAILED);
 	ASSERT_EQ(pipe(pipefd), 0);
-	ASSERT_EQ(fault_setup("fail_page_alloc", percent, -1), 0);
-	ASSERT_EQ(fault_setup("failslab", percent, -1), 0);
+	/* a count that does not run out, to read how many failed */
+	ASSERT_EQ(fault_setup("fail_page_alloc", percent, FAULTS_MANY), 0);
+	ASSERT_EQ(fault_setup("failslab", percent, FAULTS_MANY), 0);
 	ASSERT_EQ(pthread_create(&t, NULL, xfer_recv, &rx), 0);
 	srand(percent);
 
@@ -745,12 +754,15 @@ static void send_without_memory(struct __test_metadata *_metadata,
 			len -= n;
 		}
 	}
+	pages = FAULTS_MANY - fault_times_left("fail_page_alloc");
+	slabs = FAULTS_MANY - fault_times_left("failslab");
 	ASSERT_EQ(fault_attr("fail_page_alloc", "times", "0"), 0);
 	ASSERT_EQ(fault_attr("failslab", "times", "0"), 0);
 	shutdown(self->a, SHUT_WR);
 	pthread_join(t, NULL);
-	TH_LOG("send %lu, splice %lu, sendfile %lu calls; %lu failed",
-	       calls[0], calls[1], calls[2], failed);
+	TH_LOG("send %lu, splice %lu, sendfile %lu calls; %lu failed; %ld page and %ld slab allocations failed",
+	       calls[0], calls[1], calls[2], failed, pages, slabs);
+	EXPECT_GT(pages + slabs, 0);
 	EXPECT_EQ(rx.err, NULL);
 	EXPECT_EQ(rx.bytes, total);
 	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), 1);
@@ -762,7 +774,7 @@ static void send_without_memory(struct __test_metadata *_metadata,
 
 TEST_F_TIMEOUT(offload, send_without_memory, 600)
 {
-	send_without_memory(_metadata, self, 2);
+	send_without_memory(_metadata, self, 5);
 }
 
 TEST_F_TIMEOUT(offload, device_uses_its_own_key, 120)
