@@ -39,6 +39,7 @@ fi
 if [ ! -f "$trixie_root/.stamp" ]; then
 	echo "  ROOT    $trixie_root (Debian trixie: $trixie_pkgs)"
 	rm -rf "$trixie_root" "$trixie_root.tmp"
+	mkdir -p "$(dirname "$trixie_root")"	# build/ on a fresh clone
 	$sudo mmdebstrap --quiet --variant=essential --include="$trixie_pkgs" trixie \
 		"$trixie_root.tmp" http://deb.debian.org/debian
 	mv "$trixie_root.tmp" "$trixie_root"
