@@ -16,7 +16,8 @@
 #   6  1, 100, 1000 connections updating at once
 #   7  device key installs and removals per key update
 #
-# Every run's line goes to $VM_OUT/raw.txt, the tracepoints of the figure
+# Every run's line goes to $VM_OUT/raw.txt (a failed run's to failed.txt,
+# with what it printed on stderr), the tracepoints of the figure
 # 2/3 runs to $VM_OUT/trace.*.txt; bench_report.py prints the table and
 # writes $VM_OUT/results.json.
 #
@@ -40,17 +41,18 @@ else
 fi
 
 mkdir -p "$out"
-rm -f "$out"/raw.txt "$out"/trace.*.txt
+rm -f "$out"/raw.txt "$out"/failed.txt "$out"/trace.*.txt
 failed=0
 
 # run TAGS TLS_BENCH_ARGS...: one measurement, its line tagged into raw.txt
 run() {
 	local tags=$1 line
 	shift
-	if line=$("$bench" "$@"); then
+	if line=$("$bench" "$@" 2>"$out/stderr"); then
 		echo "$tags $line" | tee -a "$out/raw.txt"
 	else
-		echo "# FAILED: $tags: tls_bench $*"
+		echo "$tags: tls_bench $*: $(tail -n 3 "$out/stderr" | tr '\n' ' ')" |
+			tee -a "$out/failed.txt" | sed 's/^/# FAILED: /'
 		failed=$((failed + 1))
 	fi
 }
@@ -113,9 +115,9 @@ ack_delay 0
 # The busy case needs its record unacked for a while: 5 ms ACK delay.
 for dev in on off; do
 	ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload $dev
-	run "fig=5 case=idle" latency -i -n $lat_n
+	run "fig=5 case=idle device=$dev" latency -i -n $lat_n
 	ack_delay 5
-	run "fig=5 case=busy" latency -n $lat_n
+	run "fig=5 case=busy device=$dev" latency -n $lat_n
 	ack_delay 0
 done
 ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload on

@@ -124,7 +124,7 @@ for s in "${suites[@]}"; do
 		elif is_xfail "$tcase"; then
 			skip=$((skip + 1)); xfails=$((xfails + 1))
 		else
-			fail=$((fail + 1)); failed+=("$tcase")
+			fail=$((fail + 1)); failed+=("$tcase${directive:+ ($directive)}")
 		fi
 	done <"$log"
 	rm -f "$log"
