@@ -137,6 +137,16 @@ static inline long long dev_stat(int id, const char *name)
 	return file_stat(dev_path(id, "stats"), name);
 }
 
+/* Is netdevsim's TLS driver in @profile for this run ($NSIM_TLS_PROFILE,
+ * which topo.sh gives each new port)?
+ */
+static inline bool nsim_tls_profile_is(const char *profile)
+{
+	const char *env = getenv("NSIM_TLS_PROFILE");
+
+	return !strcmp(env && *env ? env : "strict", profile);
+}
+
 static inline int dev_knob(int id, const char *knob, unsigned int val)
 {
 	FILE *f = fopen(dev_path(id, knob), "w");

@@ -57,6 +57,18 @@ if [ "${TLS_FULL:-0}" != 1 ]; then
 		trusting+=" -r offload_rekey.ip4_tls13_gcm256.$t"
 	done
 fi
+# And in the rx_deferred profile (RX frames reach TCP late, after the
+# context that decrypted them was deleted): by default the cases with RX key
+# updates on an offloaded receiver (IPv4 variant), with TLS_FULL=1 every
+# offload fixture and variant.
+rx_deferred="env NSIM_TLS_PROFILE=rx_deferred $out/tls_offload"
+if [ "${TLS_FULL:-0}" != 1 ]; then
+	for t in rx_updates_while_device_decrypts bulk_with_key_updates bulk_with_key_updates_lossy \
+		rx_update_after_port_deleted; do
+		rx_deferred+=" -r offload_rekey.ip4_tls13_gcm256.$t"
+	done
+	rx_deferred+=" -r rekey_policy.hooks_rx_dev_add_failed_retry"
+fi
 
 # A suite still running after this long is killed and fails (SUITE_TIMEOUT).
 suite_limit=${SUITE_TIMEOUT:-1500}
@@ -69,6 +81,7 @@ suite_limit=${SUITE_TIMEOUT:-1500}
 stress_secs=${STRESS_SECONDS:-60}
 suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "badinput:$out/tls_badinput"
 	"tlsrekey:$here/tlsrekey.sh $out" "tls_offload:$offload" "offload_trusting:$trusting"
+	"offload_rx_deferred:$rx_deferred"
 	"stress:$out/tls_stress -t $stress_secs" "bench:$here/bench.sh $out/.. --quick"
 	"openssl:$here/openssl.sh")
 if [ -n "${TLS_FILTER:-}" ] || [ "${TLS_FULL:-0}" = 1 ]; then

@@ -1125,6 +1125,37 @@ TEST_F_TIMEOUT(offload_rekey, bulk_with_key_updates, 900)
 	rk_check_rx(_metadata, &rx, adds_b, opened);
 }
 
+/* Key updates 1 MiB apart, so that b's device decrypts when each
+ * KeyUpdate arrives: what its context touched after the KeyUpdate (with the
+ * old key) and had not yet handed to TCP when b installed the next key
+ * (in its ring, in GRO or in an RPS backlog; netdevsim's rx_deferred
+ * profile holds it there) must be put back with the old key, not the new.
+ */
+TEST_F_TIMEOUT(offload_rekey, rx_updates_while_device_decrypts, 300)
+{
+	unsigned long long bytes = 32ULL << 20;
+	int rcvbuf = 256 << 10;
+	long long adds, opened, held;
+	struct rk_send tx;
+	struct rk_recv rx;
+
+	/* a small receive window: the zone the old context may have
+	 * touched is no wider than it
+	 */
+	ASSERT_EQ(setsockopt(self->b, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+			     sizeof(rcvbuf)), 0);
+	rk_offload_ab(_metadata, self, true);
+	adds = dev_stat(NSIM_B, "adds");
+	opened = dev_stat(NSIM_B, "rx_records");
+	held = dev_stat(NSIM_B, "rx_held_decrypted");
+	rk_run(_metadata, self, bytes, 512 << 10, false, false, &tx, &rx);
+	rk_check_rx(_metadata, &rx, adds, opened);
+	held = dev_stat(NSIM_B, "rx_held_decrypted") - held;
+	TH_LOG("rx: %lld frames decrypted by a deleted context reached TCP late", held);
+	if (nsim_tls_profile_is("rx_deferred"))
+		EXPECT_GT(held, 0);
+}
+
 /* ACKs from b take @ms (netem on b's egress, which carries nothing
  * else): a key update on a stays in its SW window that long.
  */

@@ -20,8 +20,9 @@
  * knobs), netem loss on a's port and loss/duplication/reordering on b's,
  * policy load/replace/unload (user/tlsrekey), TLS offload features off and
  * on, a's netdevsim port deleted and re-created, a port's TLS driver
- * switched between netdevsim's strict and trusting profiles (a driver that
- * believes the socket, as real ones do). b never offloads TX: netem
+ * switched to the next of netdevsim's profiles: strict, trusting (a driver
+ * that believes the socket, as real ones do), rx_deferred (decrypted frames
+ * reach TCP late, after their context was deleted). b never offloads TX: netem
  * cannot delay or duplicate what a device still has to encrypt (topo.sh).
  *
  * Fails on: any byte lost, duplicated or corrupted; any error from a socket
@@ -598,7 +599,8 @@ static void fault(unsigned long long *r, int what)
 	};
 	static const int errnos[] = { ENOSPC, EBUSY, ENOMEM, EIO };
 	static unsigned int delay_ms[2];
-	static bool trusting[2];
+	static const char * const profiles[] = { "strict", "trusting", "rx_deferred" };
+	static unsigned int profile[2];
 	int dev, rc = 0;
 	const char *feat;
 
@@ -653,14 +655,15 @@ static void fault(unsigned long long *r, int what)
 		dev_a ^= 2;
 		netem_a = feature_off[0] = feature_off[1] = false;
 		delay_ms[0] = 0;
-		trusting[0] = false;
+		profile[0] = 0;
 		break;
 	case F_PROFILE:
-		/* netdevsim's TLS driver believes the socket, as real ones do */
 		dev = pick(r, 2);
-		trusting[dev] = !trusting[dev];
-		rc = fault_cmd("echo %s >%s", trusting[dev] ? "trusting" : "strict",
-			       dev_path(dev ? NSIM_B : dev_a, "profile"));
+		profile[dev] = (profile[dev] + 1) % ARRAY_SIZE(profiles);
+		rc = fault_cmd("echo %s >%s && { [ %s != rx_deferred ] || topo_rx_deferred %s; }",
+			       profiles[profile[dev]],
+			       dev_path(dev ? NSIM_B : dev_a, "profile"),
+			       profiles[profile[dev]], dev ? "$NS_B $DEV_B" : "$NS_A $DEV_A");
 		break;
 	}
 	count(what);

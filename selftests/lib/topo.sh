@@ -10,8 +10,10 @@
 #   topo_find        set DEV_A and DEV_B of the namespaces made earlier
 #   topo_tls_offload switch TLS TX and RX offload on on both ports
 #   topo_tls_profile PROFILE   netdevsim's TLS driver profile (strict,
-#                    trusting) on every port; each new port gets
-#                    $NSIM_TLS_PROFILE if that is set
+#                    trusting, rx_deferred) on every port; each new port
+#                    gets $NSIM_TLS_PROFILE if that is set
+#   topo_rx_deferred NS DEV   what rx_deferred is for on DEV: frames of
+#                    wire size (no TSO) and RPS on its receive queues
 #   topo_lossy NS DEV [reorder]   loss on DEV's egress, reordering on its
 #                    ingress
 #   topo_replace_a OLD NEW   delete a's device OLD, give a a new one (device
@@ -40,6 +42,7 @@ topo_port() {
 	ip link set "$dev" netns "$2" || return 1
 	if [ -n "${NSIM_TLS_PROFILE:-}" ]; then
 		echo "$NSIM_TLS_PROFILE" >"$NSIM_DEBUGFS/netdevsim$1/ports/0/tls/profile" || return 1
+		[ "$NSIM_TLS_PROFILE" != rx_deferred ] || topo_rx_deferred "$2" "$dev" || return 1
 	fi
 	echo "$dev"
 }
@@ -49,6 +52,17 @@ topo_tls_profile() {
 	for f in "$NSIM_DEBUGFS"/netdevsim*/ports/*/tls/profile; do
 		echo "$1" >"$f" || return 1
 	done
+	[ "$1" != rx_deferred ] || { topo_rx_deferred $NS_A "$DEV_A" && topo_rx_deferred $NS_B "$DEV_B"; }
+}
+
+# Frames of wire size make records span frames, so that a device context
+# decrypts parts of records it cannot authenticate; RPS puts a backlog
+# between the ring and TCP.
+topo_rx_deferred() {
+	local cpus
+	cpus=$(printf %x $(((1 << $(nproc)) - 1)))
+	[ -n "$XNOTSO" ] || ip netns exec "$1" ethtool -K "$2" tso off >/dev/null
+	[ -n "$XNORPS" ] || ip netns exec "$1" sh -c "for q in /sys/class/net/$2/queues/rx-*/rps_cpus; do echo $cpus >\$q || exit 1; done"
 }
 
 # topo_link: link DEV_A and DEV_B.
