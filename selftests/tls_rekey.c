@@ -7,7 +7,9 @@
  *  - records after a KeyUpdate still readable once the peer reset the
  *    connection (what OpenSSL's s_server met when s_client closed early);
  *  - a KeyUpdate that a read of data decrypted behind it is readable for
- *    poll() (upstream 7.3 says it is not, and a select() loop waits forever).
+ *    poll() (upstream 7.3 says it is not, and a select() loop waits forever);
+ *  - the key update counters' UAPI values and /proc order, and what counts
+ *    as a failed update, as upstream has them.
  * Each test runs in a network namespace of its own, so the counters it reads
  * are its own.
  */
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <linux/snmp.h>
 #include <linux/tls.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -82,10 +85,8 @@ static int enter_netns(void)
 	return ret;
 }
 
-/* A connected TCP pair over loopback, both ends with the "tls" ULP and key
- * generation 0 in both directions.
- */
-static int tls_pair(int fds[2])
+/* A connected TCP pair over loopback, both ends with the "tls" ULP. */
+static int ulp_pair(int fds[2])
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET,
 				    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -103,11 +104,22 @@ static int tls_pair(int fds[2])
 	close(lfd);
 	if (fds[1] < 0)
 		return -1;
-	for (i = 0; i < 2; i++) {
-		if (setsockopt(fds[i], IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) ||
-		    set_key(fds[i], TLS_TX, 0) || set_key(fds[i], TLS_RX, 0))
+	for (i = 0; i < 2; i++)
+		if (setsockopt(fds[i], IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")))
 			return -1;
-	}
+	return 0;
+}
+
+/* ulp_pair() with key generation 0 in both directions. */
+static int tls_pair(int fds[2])
+{
+	int i;
+
+	if (ulp_pair(fds))
+		return -1;
+	for (i = 0; i < 2; i++)
+		if (set_key(fds[i], TLS_TX, 0) || set_key(fds[i], TLS_RX, 0))
+			return -1;
 	return 0;
 }
 
@@ -494,6 +506,73 @@ TEST(keyupdate_behind_data_readable_for_poll)
 	EXPECT_EQ(poll(&pfd, 1, 1000), 1);
 	ASSERT_EQ(recv(fds[1], buf, sizeof(buf), 0), sizeof(next));
 	EXPECT_EQ(memcmp(buf, next, sizeof(next)), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* The key update counters are upstream's to the value: their enum values
+ * (UAPI), and their place in /proc/net/tls_stat, right after
+ * TlsRxNoPadViolation and in upstream's order (our own counters follow).
+ */
+TEST(rekey_counters_as_upstream)
+{
+	static const char * const order[] = {
+		"TlsRxNoPadViolation", "TlsRxRekeyOk", "TlsRxRekeyError",
+		"TlsTxRekeyOk", "TlsTxRekeyError", "TlsRxRekeyReceived",
+	};
+	int n = 0, at = -1;
+	char name[64];
+	long long val;
+	FILE *f;
+
+	EXPECT_EQ(LINUX_MIB_TLSRXNOPADVIOL, 12);
+	EXPECT_EQ(LINUX_MIB_TLSRXREKEYOK, 13);
+	EXPECT_EQ(LINUX_MIB_TLSRXREKEYERROR, 14);
+	EXPECT_EQ(LINUX_MIB_TLSTXREKEYOK, 15);
+	EXPECT_EQ(LINUX_MIB_TLSTXREKEYERROR, 16);
+	EXPECT_EQ(LINUX_MIB_TLSRXREKEYRECEIVED, 17);
+
+	ASSERT_EQ(enter_netns(), 0);
+	f = fopen("/proc/net/tls_stat", "r");
+	ASSERT_NE(f, NULL);
+	while (fscanf(f, "%63s %lld", name, &val) == 2) {
+		if (!strcmp(name, order[0]))
+			at = n;
+		if (at >= 0 && n - at < ARRAY_SIZE(order))
+			EXPECT_STREQ(name, order[n - at]);
+		n++;
+	}
+	fclose(f);
+	EXPECT_EQ(at, LINUX_MIB_TLSRXNOPADVIOL - 1);
+	EXPECT_GE(n - at, ARRAY_SIZE(order));
+}
+
+/* A second key on a TLS 1.2 socket: EBUSY, counted as a failed key update
+ * in its direction, as upstream counts it.
+ */
+TEST(tls12_second_key_is_a_rekey_error)
+{
+	struct tls12_crypto_info_aes_gcm_128 k = {
+		.info.version = TLS_1_2_VERSION,
+		.info.cipher_type = TLS_CIPHER_AES_GCM_128,
+	};
+	int fds[2], i;
+
+	ASSERT_EQ(enter_netns(), 0);
+	ASSERT_EQ(ulp_pair(fds), 0);
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(setsockopt(fds[i], SOL_TLS, TLS_TX, &k, sizeof(k)), 0);
+		ASSERT_EQ(setsockopt(fds[i], SOL_TLS, TLS_RX, &k, sizeof(k)), 0);
+	}
+	EXPECT_EQ(setsockopt(fds[0], SOL_TLS, TLS_TX, &k, sizeof(k)), -1);
+	EXPECT_EQ(errno, EBUSY);
+	EXPECT_EQ(tls_stat("TlsTxRekeyError"), 1);
+	EXPECT_EQ(tls_stat("TlsRxRekeyError"), 0);
+	EXPECT_EQ(setsockopt(fds[0], SOL_TLS, TLS_RX, &k, sizeof(k)), -1);
+	EXPECT_EQ(errno, EBUSY);
+	EXPECT_EQ(tls_stat("TlsRxRekeyError"), 1);
+	EXPECT_EQ(tls_stat("TlsTxRekeyOk"), 0);
+	EXPECT_EQ(tls_stat("TlsRxRekeyOk"), 0);
 	close(fds[0]);
 	close(fds[1]);
 }
