@@ -59,12 +59,12 @@ if [ "${TLS_FULL:-0}" != 1 ]; then
 fi
 # And in the rx_deferred profile (RX frames reach TCP late, after the
 # context that decrypted them was deleted): by default the cases with RX key
-# updates on an offloaded receiver (IPv4 variant), with TLS_FULL=1 every
-# offload fixture and variant.
+# updates on an offloaded receiver (IPv4 variant, no loss: with loss the
+# 4 ms batches make the bulk case take 100 s), with TLS_FULL=1 every offload
+# fixture and variant.
 rx_deferred="env NSIM_TLS_PROFILE=rx_deferred $out/tls_offload"
 if [ "${TLS_FULL:-0}" != 1 ]; then
-	for t in rx_updates_while_device_decrypts bulk_with_key_updates bulk_with_key_updates_lossy \
-		rx_update_after_port_deleted; do
+	for t in rx_updates_while_device_decrypts bulk_with_key_updates rx_update_after_port_deleted; do
 		rx_deferred+=" -r offload_rekey.ip4_tls13_gcm256.$t"
 	done
 	rx_deferred+=" -r rekey_policy.hooks_rx_dev_add_failed_retry"
