@@ -660,10 +660,8 @@ static void fault(unsigned long long *r, int what)
 	case F_PROFILE:
 		dev = pick(r, 2);
 		profile[dev] = (profile[dev] + 1) % ARRAY_SIZE(profiles);
-		rc = fault_cmd("echo %s >%s && { [ %s != rx_deferred ] || topo_rx_deferred %s; }",
-			       profiles[profile[dev]],
-			       dev_path(dev ? NSIM_B : dev_a, "profile"),
-			       profiles[profile[dev]], dev ? "$NS_B $DEV_B" : "$NS_A $DEV_A");
+		rc = fault_cmd("topo_tls_profile %d %s %s", dev ? NSIM_B : dev_a,
+			       dev ? "$NS_B $DEV_B" : "$NS_A $DEV_A", profiles[profile[dev]]);
 		break;
 	}
 	count(what);

@@ -9,11 +9,9 @@
 #   topo_down [ID]   delete the devices and namespaces (idempotent)
 #   topo_find        set DEV_A and DEV_B of the namespaces made earlier
 #   topo_tls_offload switch TLS TX and RX offload on on both ports
-#   topo_tls_profile PROFILE   netdevsim's TLS driver profile (strict,
-#                    trusting, rx_deferred) on every port; each new port
-#                    gets $NSIM_TLS_PROFILE if that is set
-#   topo_rx_deferred NS DEV   what rx_deferred is for on DEV: frames of
-#                    wire size (no TSO) and RPS on its receive queues
+#   topo_tls_profile ID NS DEV PROFILE   netdevsim's TLS driver profile
+#                    (strict, trusting, rx_deferred) on device ID's port DEV
+#                    in NS; each new port gets $NSIM_TLS_PROFILE if set
 #   topo_lossy NS DEV [reorder]   loss on DEV's egress, reordering on its
 #                    ingress
 #   topo_replace_a OLD NEW   delete a's device OLD, give a a new one (device
@@ -41,28 +39,21 @@ topo_port() {
 	[ -n "$dev" ] || { echo "# topo: netdevsim port of device $1 missing" >&2; return 1; }
 	ip link set "$dev" netns "$2" || return 1
 	if [ -n "${NSIM_TLS_PROFILE:-}" ]; then
-		echo "$NSIM_TLS_PROFILE" >"$NSIM_DEBUGFS/netdevsim$1/ports/0/tls/profile" || return 1
-		[ "$NSIM_TLS_PROFILE" != rx_deferred ] || topo_rx_deferred "$2" "$dev" || return 1
+		topo_tls_profile "$1" "$2" "$dev" "$NSIM_TLS_PROFILE" || return 1
 	fi
 	echo "$dev"
 }
 
+# rx_deferred also needs frames of wire size (no TSO), so that records span
+# frames and a device context decrypts parts of records it cannot
+# authenticate, and RPS, which puts a backlog between the ring and TCP.
 topo_tls_profile() {
-	local f
-	for f in "$NSIM_DEBUGFS"/netdevsim*/ports/*/tls/profile; do
-		echo "$1" >"$f" || return 1
-	done
-	[ "$1" != rx_deferred ] || { topo_rx_deferred $NS_A "$DEV_A" && topo_rx_deferred $NS_B "$DEV_B"; }
-}
-
-# Frames of wire size make records span frames, so that a device context
-# decrypts parts of records it cannot authenticate; RPS puts a backlog
-# between the ring and TCP.
-topo_rx_deferred() {
 	local cpus
+	echo "$4" >"$NSIM_DEBUGFS/netdevsim$1/ports/0/tls/profile" || return 1
+	[ "$4" = rx_deferred ] || return 0
 	cpus=$(printf %x $(((1 << $(nproc)) - 1)))
-	[ -n "$XNOTSO" ] || ip netns exec "$1" ethtool -K "$2" tso off >/dev/null
-	[ -n "$XNORPS" ] || ip netns exec "$1" sh -c "for q in /sys/class/net/$2/queues/rx-*/rps_cpus; do echo $cpus >\$q || exit 1; done"
+	ip netns exec "$2" ethtool -K "$3" tso off >/dev/null &&
+	ip netns exec "$2" sh -c "for q in /sys/class/net/$3/queues/rx-*/rps_cpus; do echo $cpus >\$q || exit 1; done"
 }
 
 # topo_link: link DEV_A and DEV_B.
