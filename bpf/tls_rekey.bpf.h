@@ -17,9 +17,6 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
-/* UAPI #defines do not reach vmlinux.h: linux/tls.h's value */
-#define TLS_REKEY_MAX_DELAY_MS	60000
-
 #define NSEC_PER_MSEC		1000000ULL
 
 /* A hook that watches: started, clean_acked, old_key_retired, resumed. */

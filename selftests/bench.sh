@@ -9,12 +9,16 @@
 #   2  SW window: bytes sent in SW per TX key update / bytes in flight when
 #      it started, at 1, 10, 50 ms RTT (netem on b's egress: ACKs only) and
 #      two send buffer sizes, the sender paced (and once unpaced)
-#   3  reinstall delay: old key retired -> device key back, in send() calls
-#      (each send marked in the trace) and in time
+#   3  reinstall delay: old key retired -> device key back, in time and in
+#      send() calls (each send marked in the trace) made in SW meanwhile
 #   4  a key update every MiB vs none
-#   5  setsockopt(TLS_TX) latency of an offloaded vs a SW socket
+#   5  setsockopt(TLS_TX) and setsockopt(TLS_RX) latency of an offloaded vs
+#      a SW socket, and the records sent in SW until the device has the TX
+#      key again
 #   6  1, 100, 1000 connections updating at once
 #   7  device key installs and removals per key update
+#   8  throughput of a socket kept in SW (the device refuses every key)
+#      vs a SW socket
 #
 # Every run's line goes to $VM_OUT/raw.txt (a failed run's to failed.txt,
 # with what it printed on stderr), the tracepoints of the figure
@@ -111,16 +115,23 @@ for rtt in $rtts; do
 done
 ack_delay 0
 
-# Figure 5: the same calls with the device's TLS TX offload on, then off.
-# The busy case needs its record unacked for a while: 5 ms ACK delay.
+# Figure 5: the same calls with the devices' TLS offload (a's TX, b's RX)
+# on, then off. The TX busy case needs its record unacked for a while: 5 ms
+# ACK delay.
+offload() {
+	ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload "$1"
+	ip netns exec $NS_B ethtool -K "$DEV_B" tls-hw-rx-offload "$1"
+}
 for dev in on off; do
-	ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload $dev
+	offload $dev
 	run "fig=5 case=idle device=$dev" latency -i -n $lat_n
+	run "fig=5 case=rx_idle device=$dev" latency -R -i -n $lat_n
+	run "fig=5 case=rx_busy device=$dev" latency -R -n $lat_n
 	ack_delay 5
 	run "fig=5 case=busy device=$dev" latency -n $lat_n
 	ack_delay 0
 done
-ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload on
+offload on
 
 # Figure 6: ACKs late (tls_bench sets the delay once the connections are
 # up) by more than sending a record on every connection takes here, so
@@ -134,6 +145,17 @@ done
 ack_delay 10
 run "fig=7 case=three_keys" stream -b $mib -e 1024 -k 3
 ack_delay 0
+
+# Figure 8: a's device refuses every key after the first, so the default
+# policy keeps TX in SW until the next key, against TX offload off
+fail_add=/sys/kernel/debug/netdevsim/netdevsim200/ports/0/tls/fail_add
+for rep in $(seq $reps); do
+	run "fig=8 case=stay_sw rep=$rep" stream -b $mib -e 256 -F 1000000
+	echo 0 >$fail_add
+	ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload off
+	run "fig=8 case=sw rep=$rep" stream -b $mib -e 256
+	ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload on
+done
 
 topo_down 200
 echo "# measured in $(($(date +%s) - start)) s, $failed run(s) failed;" \

@@ -11,8 +11,10 @@
  *            time (all CPUs, /proc/stat) and the devices' key installs
  *   latency  setsockopt(TLS_TX) time of a key update on a's socket (device
  *            or SW, whichever the device's features make it), idle (-i:
- *            nothing unacked, so the new key is installed at once) or with
- *            a record in flight (the call opens a SW window)
+ *            nothing unacked) or with a record in flight (the call opens a
+ *            SW window), and the records sent in SW before the device had
+ *            the key again; with -R setsockopt(TLS_RX) on b's socket, with
+ *            a record of the new key queued (or, -i, none)
  *   scale    -n connections update their TX key at the same moment with
  *            data in flight (ACKs delayed -d ms): slab memory per pending
  *            update, time until all are back in the device, CPU per ACK
@@ -55,8 +57,8 @@ static void die(const char *what)
 static void usage(void)
 {
 	fprintf(stderr,
-		"Usage: tls_bench stream [-6] [-b MiB] [-e KiB] [-k N] [-w BYTES] [-S BYTES] [-r MiB/s] [-m]\n"
-		"       tls_bench latency [-i] [-n N]\n"
+		"Usage: tls_bench stream [-6] [-b MiB] [-e KiB] [-k N] [-w BYTES] [-S BYTES] [-r MiB/s] [-m] [-F N]\n"
+		"       tls_bench latency [-i] [-R] [-n N]\n"
 		"       tls_bench scale [-n N] [-d MS]\n"
 		"  -6        IPv6 (default IPv4)\n"
 		"  -b MiB    bytes to send (default 64)\n"
@@ -66,7 +68,9 @@ static void usage(void)
 		"  -S BYTES  SO_SNDBUF of the sender (default: autotuned)\n"
 		"  -r MiB/s  pace the sender at this rate (default: as fast as it can)\n"
 		"  -m        mark each send() in the trace (trace_marker: \"send\")\n"
+		"  -F N      a's device refuses the next N keys after the first (knob)\n"
 		"  -i        latency: nothing in flight at the update\n"
+		"  -R        latency: b's RX key update (default: a's TX)\n"
 		"  -n N      latency: updates timed (default 200); scale: connections\n"
 		"  -d MS     scale: b's ACKs this late while the updates are pending\n"
 		"            (netem on b's port; default 200)\n");
@@ -199,7 +203,7 @@ static int stream(int argc, char **argv)
 	unsigned long long bytes = 64ULL << 20, every = 0, off, outq_sum = 0;
 	long long adds[2], dels[2], windows[2], sealed;
 	int family = AF_INET, burst = 1, wsize = 65536, sndbuf = 0;
-	int a, b, opt, i, outq, points = 0, marker = -1;
+	int a, b, opt, i, outq, points = 0, marker = -1, refuse = 0;
 	unsigned int seed = 1, rekeys = 0;
 	struct receiver r = { .seed = 1 };
 	struct tls_key k;
@@ -212,7 +216,7 @@ static int stream(int argc, char **argv)
 	pthread_t th;
 	size_t len;
 
-	while ((opt = getopt(argc, argv, "6b:e:k:w:S:r:m")) != -1) {
+	while ((opt = getopt(argc, argv, "6b:e:k:w:S:r:mF:")) != -1) {
 		switch (opt) {
 		case '6': family = AF_INET6; break;
 		case 'b': bytes = strtoull(optarg, NULL, 0) << 20; break;
@@ -226,6 +230,7 @@ static int stream(int argc, char **argv)
 			if (marker < 0)
 				die("trace_marker");
 			break;
+		case 'F': refuse = atoi(optarg); break;
 		default: usage();
 		}
 	}
@@ -240,6 +245,8 @@ static int stream(int argc, char **argv)
 	r.key = k;
 	if (tls_key_set(a, TLS_TX, &k) || tls_key_set(b, TLS_RX, &k))
 		die("keys");
+	if (refuse && dev_knob(NSIM_A, "fail_add", refuse))
+		die("fail_add");
 	adds[0] = dev_stat(NSIM_A, "adds");
 	dels[0] = dev_stat(NSIM_A, "dels");
 	adds[1] = dev_stat(NSIM_B, "adds");
@@ -355,58 +362,144 @@ static int cmp_double(const void *x, const void *y)
 
 /* ------------------------------------------------------------ latency */
 
-static int latency(int argc, char **argv)
+/* Records sent after each TX key update, to count those that went out in
+ * SW before the device had the key again.
+ */
+#define FOLLOW	16
+
+/* The device has a's TX key again: some time (a grace period) after the
+ * old key retired, at a send.
+ */
+static void tx_key_back(int a, long long adds)
 {
-	int a, b, opt, i, n = 200, outq;
-	bool idle = false;
-	struct drain d = { .fds = &b, .n = 1 };
-	long long adds;
-	struct tls_key k;
-	double *us, t;
-	pthread_t th;
+	int outq, tries;
 
-	while ((opt = getopt(argc, argv, "in:")) != -1) {
-		switch (opt) {
-		case 'i': idle = true; break;
-		case 'n': n = atoi(optarg); break;
-		default: usage();
-		}
-	}
-	if (n < 1)
-		usage();
-	us = calloc(n, sizeof(*us));
-	if (connect_pair(AF_INET, &a, &b) || tls_ulp(a))
-		die("connection");
-	key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 1);
-	adds = dev_stat(NSIM_A, "adds");
-	if (tls_key_set(a, TLS_TX, &k))
-		die("TLS_TX");
-	pthread_create(&th, NULL, drain, &d);
-
-	for (i = 0; i < n; i++) {
-		if (!idle && send_all(a, pattern, 16384))
-			die("send");
-		key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, i + 2);
-		t = now();
-		if (tls_key_set(a, TLS_TX, &k))
-			die("key update");
-		us[i] = (now() - t) * 1e6;
-		if (idle)
-			continue;
-		/* the window closes: old key acked, then the next send */
+	for (tries = 0; tries < 200 && dev_stat(NSIM_A, "adds") == adds; tries++) {
 		do
 			usleep(1000);
 		while (!ioctl(a, SIOCOUTQ, &outq) && outq);
 		if (send_all(a, pattern, 1))
 			die("send");
 	}
+}
+
+static unsigned char sink[PERIOD];
+
+/* The device has b's RX key again: past the receive window offered at the
+ * update (b's receive buffer is small).
+ */
+static void rx_key_back(int a, int b, long long adds)
+{
+	int tries;
+
+	for (tries = 0; tries < 256 && dev_stat(NSIM_B, "adds") == adds; tries++)
+		if (send_all(a, pattern, 16384) ||
+		    recv(b, sink, 16384, MSG_WAITALL) != 16384)
+			die("rx stream");
+}
+
+/* b reads up to and including a KeyUpdate record. */
+static void read_to_key_update(int b)
+{
+	unsigned char type;
+	ssize_t n;
+
+	do
+		n = recv_record(b, sink, sizeof(sink), &type, 0);
+	while (n > 0 && type != TLS_RECORD_HANDSHAKE);
+	if (n <= 0)
+		die("recv");
+}
+
+static int latency(int argc, char **argv)
+{
+	int a, b, opt, i, j, n = 200;
+	bool idle = false, rx = false, offloaded;
+	struct drain d = { .fds = &b, .n = 1 };
+	long long adds, sealed;
+	struct tls_key k, kr;
+	double *us, *sw, t;
+	pthread_t th;
+
+	while ((opt = getopt(argc, argv, "in:R")) != -1) {
+		switch (opt) {
+		case 'i': idle = true; break;
+		case 'n': n = atoi(optarg); break;
+		case 'R': rx = true; break;
+		default: usage();
+		}
+	}
+	if (n < 1)
+		usage();
+	us = calloc(n, sizeof(*us));
+	sw = calloc(n, sizeof(*sw));
+	if (connect_pair(AF_INET, &a, &b) || tls_ulp(a) || (rx && tls_ulp(b)) ||
+	    (rx && setsockopt(b, SOL_SOCKET, SO_RCVBUF, &(int){ 65536 },
+			      sizeof(int))))
+		die("connection");
+	key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 1);
+	kr = k;
+	adds = dev_stat(rx ? NSIM_B : NSIM_A, "adds");
+	if (tls_key_set(a, TLS_TX, &k) || (rx && tls_key_set(b, TLS_RX, &kr)))
+		die("TLS_TX/TLS_RX");
+	offloaded = dev_stat(rx ? NSIM_B : NSIM_A, "adds") > adds;
+	if (!rx)
+		pthread_create(&th, NULL, drain, &d);
+
+	for (i = 0; i < n; i++) {
+		if (rx) {
+			/* b's update, after the KeyUpdate and (unless idle)
+			 * a record of the next key arrived
+			 */
+			adds = dev_stat(NSIM_B, "adds");
+			if (send_key_update(a, &k, i + 2) ||
+			    (!idle && send_all(a, pattern, 16384)))
+				die("key update");
+			read_to_key_update(b);
+			if (!idle)
+				usleep(2000);
+			key_init(&kr, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, i + 2);
+			t = now();
+			if (tls_key_set(b, TLS_RX, &kr))
+				die("RX key update");
+			us[i] = (now() - t) * 1e6;
+			if (!idle && recv(b, sink, 16384, MSG_WAITALL) != 16384)
+				die("recv");
+			if (offloaded)
+				rx_key_back(a, b, adds);
+			continue;
+		}
+		if (!idle && send_all(a, pattern, 16384))
+			die("send");
+		key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, i + 2);
+		adds = dev_stat(NSIM_A, "adds");
+		sealed = dev_stat(NSIM_A, "tx_records");
+		t = now();
+		if (tls_key_set(a, TLS_TX, &k))
+			die("key update");
+		us[i] = (now() - t) * 1e6;
+		if (!offloaded)
+			continue;
+		for (j = 0; j < FOLLOW; j++)
+			if (send_all(a, pattern, 16384))
+				die("send");
+		sw[i] = FOLLOW + !idle - (dev_stat(NSIM_A, "tx_records") - sealed);
+		tx_key_back(a, adds);
+	}
 	shutdown(a, SHUT_WR);
-	pthread_join(th, NULL);
+	if (!rx)
+		pthread_join(th, NULL);
 	qsort(us, n, sizeof(*us), cmp_double);
-	printf("offloaded=%d idle=%d n=%d median_us=%.1f p10_us=%.1f p90_us=%.1f\n",
-	       dev_stat(NSIM_A, "adds") > adds, idle, n, us[n / 2], us[n / 10],
+	qsort(sw, n, sizeof(*sw), cmp_double);
+	printf("offloaded=%d dir=%s idle=%d n=%d median_us=%.1f p10_us=%.1f p90_us=%.1f",
+	       offloaded, rx ? "rx" : "tx", idle, n, us[n / 2], us[n / 10],
 	       us[n * 9 / 10]);
+	if (offloaded && !rx)
+		printf(" sw_records_median=%.0f sw_records_max=%.0f", sw[n / 2],
+		       sw[n - 1]);
+	printf("\n");
 	close(a);
+	close(b);
 	return 0;
 }
 

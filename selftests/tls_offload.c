@@ -38,6 +38,7 @@
 #include <time.h>
 #include <openssl/evp.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/capability.h>
 #include <sys/stat.h>
@@ -138,6 +139,12 @@ struct wire {
 	unsigned long control_records;
 	int follow_key_updates;	/* next key: key_init(.., seed + 1) */
 	unsigned int seed;
+	/* with follow_key_updates: the next key also takes over at this
+	 * stream offset, without a KeyUpdate record (0: nowhere)
+	 */
+	unsigned long long new_key_at;
+	int hold_ms;		/* start reading after this long, */
+	int start;		/* or once this is set */
 };
 
 static int wire_open(EVP_CIPHER_CTX *ctx, struct tls_key *k,
@@ -206,7 +213,16 @@ static void *wire_recv(void *arg)
 	unsigned char type;
 	int len, n, i, rc;
 
+	for (i = 0; i < w->hold_ms / 10 &&
+		    !__atomic_load_n(&w->start, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
 	for (;; sn++) {
+		if (w->follow_key_updates && w->new_key_at && off == w->new_key_at) {
+			key_init(w->key, w->key->info.version,
+				 w->key->info.cipher_type, ++w->seed);
+			sn = key_rec_seq(w->key);
+			w->new_key_at = 0;
+		}
 		rc = read_full(w->x.fd, rec, 5);
 		if (rc == 1)
 			break;
@@ -366,7 +382,8 @@ static void both_ways(struct __test_metadata *_metadata,
 }
 
 struct dev_counts {
-	long long tx_records, rx_records, rx_records_skipped;
+	long long tx_records, rx_records, rx_records_skipped, rx_lost_sync,
+		  rx_resyncs;
 };
 
 static struct dev_counts dev_counts(int id)
@@ -375,6 +392,8 @@ static struct dev_counts dev_counts(int id)
 		.tx_records = dev_stat(id, "tx_records"),
 		.rx_records = dev_stat(id, "rx_records"),
 		.rx_records_skipped = dev_stat(id, "rx_records_skipped"),
+		.rx_lost_sync = dev_stat(id, "rx_lost_sync"),
+		.rx_resyncs = dev_stat(id, "rx_resyncs"),
 	};
 }
 
@@ -403,6 +422,9 @@ TEST_F_TIMEOUT(offload, bulk_both_ways, 600)
 	       b.rx_records - b0.rx_records,
 	       a.rx_records_skipped - a0.rx_records_skipped,
 	       b.rx_records_skipped - b0.rx_records_skipped, records);
+	TH_LOG("RX sync lost a %lld b %lld times, regained a %lld b %lld",
+	       a.rx_lost_sync - a0.rx_lost_sync, b.rx_lost_sync - b0.rx_lost_sync,
+	       a.rx_resyncs - a0.rx_resyncs, b.rx_resyncs - b0.rx_resyncs);
 	EXPECT_EQ(ns_stat("tls-a", "TlsDecryptError"), 0);
 	EXPECT_EQ(ns_stat("tls-b", "TlsDecryptError"), 0);
 }
@@ -1262,10 +1284,22 @@ static void rk_send_bytes(struct __test_metadata *_metadata, int fd,
 
 	for (i = 0; i < len; i++)
 		buf[i] = stream_byte(*off + i, 7);
-	ASSERT_EQ(send_all(fd, buf, len), 0);
+	ASSERT_EQ(send_all(fd, buf, len), 0) TH_LOG("send: %s", strerror(errno));
 	*off += len;
 }
 
+/* After a TX key update with nothing in flight the device gets the key at
+ * the first send an RCU grace period later; an idle socket lets one pass.
+ */
+static void rk_wait_grace_period(void)
+{
+	usleep(200000);
+}
+
+/* Everything a sent is acked, and a grace period passed since: a key update
+ * window there retired the old key, and the device gets the next one at the
+ * next send.
+ */
 static void rk_wait_acked(int fd)
 {
 	int outq = 1, tries;
@@ -1275,6 +1309,7 @@ static void rk_wait_acked(int fd)
 		if (outq)
 			usleep(10000);
 	}
+	rk_wait_grace_period();
 }
 
 /* Three key updates in one window: only the last key reaches the device. */
@@ -1314,8 +1349,12 @@ TEST_F_TIMEOUT(offload_rekey, several_keys_in_one_window, 120)
 	EXPECT_EQ(w.control_records, 3);
 }
 
-/* Nothing unacked at the key update: the device gets the key at once and
- * no record goes out in SW.
+/* Nothing unacked at the key update: setsockopt() does not wait for the
+ * grace period that must pass before the device's old context goes (it
+ * returns with the key not on the device yet), and the first send after
+ * that period gives the device the key: no record of it goes out in SW.
+ * Regression: setsockopt() waited for a grace period (with the socket
+ * locked), 200 times as long as on a SW socket.
  */
 TEST_F_TIMEOUT(offload_rekey, idle_key_update_installs_at_once, 120)
 {
@@ -1335,16 +1374,241 @@ TEST_F_TIMEOUT(offload_rekey, idle_key_update_installs_at_once, 120)
 	rk_wait_acked(self->a);
 	key_init(&tx.key, TLS_1_3_VERSION, tx.key.info.cipher_type, ++tx.seed);
 	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &tx.key), 0);
-	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
-	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	/* the grace period starts in the call: it cannot end there */
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 0);
+	rk_wait_grace_period();
 	sealed = dev_stat(NSIM_A, "tx_records");
 	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
 	rk_wait_acked(self->a);
 	EXPECT_EQ(dev_stat(NSIM_A, "tx_records") - sealed, CHUNK / 16384);
 	shutdown(self->a, SHUT_WR);
 	pthread_join(th, NULL);
 	EXPECT_EQ(w.x.err, NULL) TH_LOG("wire: %s", w.x.err);
 	EXPECT_EQ(w.x.bytes, off);
+}
+
+/* a ends its stream; the libcrypto reader @w (thread @th) opened every
+ * record and got all @bytes
+ */
+static void rk_wire_end(struct __test_metadata *_metadata, int fd,
+			pthread_t th, struct wire *w, unsigned long long bytes)
+{
+	shutdown(fd, SHUT_WR);
+	pthread_join(th, NULL);
+	EXPECT_EQ(w->x.err, NULL) TH_LOG("wire: %s after %lu records",
+					 w->x.err, w->records);
+	EXPECT_EQ(w->x.bytes, bytes);
+}
+
+static long ms_between(const struct timespec *t0, const struct timespec *t1)
+{
+	return (t1->tv_sec - t0->tv_sec) * 1000 +
+	       (t1->tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* Data queued with MSG_MORE after the KeyUpdate record (which closed any
+ * earlier record) is the new key's: the key set next seals it, in SW, on
+ * the device path in a window (old records in flight) and with nothing in
+ * flight. A libcrypto peer opens every record. Regression: the open record
+ * was closed with the old key at setsockopt(TLS_TX).
+ */
+static void rk_open_record_across_update(struct __test_metadata *_metadata,
+					 FIXTURE_DATA(offload_rekey) *self,
+					 bool offload, bool in_flight)
+{
+	struct tls_key wire_key = self->key_ab, key = self->key_ab;
+	struct wire w = { .x = { .fd = self->b, .salt = 7 }, .key = &wire_key,
+			  .follow_key_updates = 1, .seed = 1 };
+	unsigned long long off = 0;
+	unsigned char buf[1000];
+	pthread_t th;
+	size_t i;
+
+	if (!offload)
+		ASSERT_EQ(topo("ip netns exec $NS_A ethtool -K $DEV_A tls-hw-tx-offload off"), 0);
+	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &key), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), offload);
+	if (in_flight)
+		rk_slow_acks(_metadata, 300);
+	ASSERT_EQ(pthread_create(&th, NULL, wire_recv, &w), 0);
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	if (!in_flight)
+		rk_wait_acked(self->a);
+	ASSERT_EQ(send_record(self->a, TLS_RECORD_HANDSHAKE, key_update_msg,
+			      sizeof(key_update_msg)), sizeof(key_update_msg));
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = stream_byte(off + i, 7);
+	ASSERT_EQ(send(self->a, buf, sizeof(buf), MSG_MORE), sizeof(buf));
+	off += sizeof(buf);
+	key_init(&key, TLS_1_3_VERSION, key.info.cipher_type, 2);
+	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &key), 0);
+	if (offload)
+		EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 1);
+	rk_send_bytes(_metadata, self->a, &off, 3000);
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	rk_wire_end(_metadata, self->a, th, &w, off);
+	EXPECT_EQ(w.control_records, 1);
+}
+
+TEST_F_TIMEOUT(offload_rekey, open_record_takes_new_key, 120)
+{
+	rk_open_record_across_update(_metadata, self, true, true);
+}
+
+TEST_F_TIMEOUT(offload_rekey, open_record_takes_new_key_idle, 120)
+{
+	rk_open_record_across_update(_metadata, self, true, false);
+}
+
+TEST_F_TIMEOUT(offload_rekey, open_record_takes_new_key_sw, 120)
+{
+	rk_open_record_across_update(_metadata, self, false, true);
+}
+
+/* The next key while a's send buffer is full, b not reading (the device
+ * path's last record is likely only partly in TCP): setsockopt(TLS_TX)
+ * neither waits for room nor fails with EAGAIN, on a blocking socket with
+ * a send timeout and on an O_NONBLOCK one. What send() took before is the
+ * old key's, what comes after the new one's. Regression: setsockopt()
+ * waited for room to flush the device's record, and failed with EAGAIN
+ * once the send timeout passed.
+ */
+static void rk_update_with_full_sndbuf(struct __test_metadata *_metadata,
+				       FIXTURE_DATA(offload_rekey) *self,
+				       bool nonblock)
+{
+	struct tls_key wire_key = self->key_ab, key = self->key_ab;
+	struct wire w = { .x = { .fd = self->b, .salt = 7 }, .key = &wire_key,
+			  .follow_key_updates = 1, .seed = 1,
+			  .hold_ms = 3000 };
+	struct timeval sndtimeo = { .tv_usec = 200000 };
+	static unsigned char buf[CHUNK];
+	unsigned long long off = 0;
+	struct timespec t0, t1;
+	int sndbuf = 65536;
+	pthread_t th;
+	ssize_t n;
+	size_t i;
+
+	ASSERT_EQ(setsockopt(self->a, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+			     sizeof(sndbuf)), 0);
+	ASSERT_EQ(setsockopt(self->a, SOL_SOCKET, SO_SNDTIMEO, &sndtimeo,
+			     sizeof(sndtimeo)), 0);
+	rk_offload_ab(_metadata, self, false);
+	for (;;) {
+		for (i = 0; i < CHUNK; i++)
+			buf[i] = stream_byte(off + i, 7);
+		n = send(self->a, buf, 12345, MSG_DONTWAIT);
+		if (n < 0)
+			break;
+		off += n;
+	}
+	ASSERT_EQ(errno, EAGAIN);
+	w.new_key_at = off;
+	ASSERT_EQ(pthread_create(&th, NULL, wire_recv, &w), 0);
+	if (nonblock)
+		ASSERT_EQ(fcntl(self->a, F_SETFL, O_NONBLOCK), 0);
+	key_init(&key, TLS_1_3_VERSION, key.info.cipher_type, 2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	EXPECT_EQ(tls_key_set(self->a, TLS_TX, &key), 0)
+		TH_LOG("setsockopt: %s", strerror(errno));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	__atomic_store_n(&w.start, 1, __ATOMIC_RELEASE);
+	EXPECT_LT(ms_between(&t0, &t1), 100);
+	ASSERT_EQ(fcntl(self->a, F_SETFL, 0), 0);
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	rk_wire_end(_metadata, self->a, th, &w, off);
+}
+
+TEST_F_TIMEOUT(offload_rekey, update_with_full_sndbuf, 120)
+{
+	rk_update_with_full_sndbuf(_metadata, self, false);
+}
+
+TEST_F_TIMEOUT(offload_rekey, update_with_full_sndbuf_nonblock, 120)
+{
+	rk_update_with_full_sndbuf(_metadata, self, true);
+}
+
+/* A writer blocked in a large send() (b does not read yet) released the
+ * socket, not the TX lock: setsockopt(TLS_TX) from a second thread waits
+ * for its message to end, and all of that message is the old key's, in SW
+ * and on the device path. Regression: the SW path sealed the rest of the
+ * writer's message with the new key.
+ */
+struct rk_writer {
+	int fd;
+	size_t len;
+	ssize_t sent;
+	int done;
+};
+
+static void *rk_write(void *arg)
+{
+	struct rk_writer *x = arg;
+	unsigned char *buf = malloc(x->len);
+	size_t i;
+
+	for (i = 0; buf && i < x->len; i++)
+		buf[i] = stream_byte(i, 7);
+	x->sent = buf ? send(x->fd, buf, x->len, 0) : -1;
+	__atomic_store_n(&x->done, 1, __ATOMIC_RELEASE);
+	free(buf);
+	return NULL;
+}
+
+static void rk_update_under_blocked_writer(struct __test_metadata *_metadata,
+					   FIXTURE_DATA(offload_rekey) *self,
+					   bool offload)
+{
+	struct tls_key wire_key = self->key_ab, key = self->key_ab;
+	struct rk_writer writer = { .fd = self->a, .len = 4 << 20 };
+	struct wire w = { .x = { .fd = self->b, .salt = 7 }, .key = &wire_key,
+			  .follow_key_updates = 1, .seed = 1,
+			  .new_key_at = writer.len, .hold_ms = 1000 };
+	unsigned long long off = writer.len;
+	int outq = 0, last = -1, sndbuf = 65536;
+	struct timespec t0, t1;
+	pthread_t th[2];
+
+	/* most of the message is still to be sealed when the writer blocks */
+	ASSERT_EQ(setsockopt(self->a, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+			     sizeof(sndbuf)), 0);
+	if (!offload)
+		ASSERT_EQ(topo("ip netns exec $NS_A ethtool -K $DEV_A tls-hw-tx-offload off"), 0);
+	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &key), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), offload);
+	ASSERT_EQ(pthread_create(&th[0], NULL, rk_write, &writer), 0);
+	/* blocked: its bytes stop growing in the send queue */
+	while (!outq || outq != last) {
+		last = outq;
+		usleep(100000);
+		ioctl(self->a, SIOCOUTQ, &outq);
+	}
+	ASSERT_EQ(__atomic_load_n(&writer.done, __ATOMIC_ACQUIRE), 0);
+	ASSERT_EQ(pthread_create(&th[1], NULL, wire_recv, &w), 0);
+	key_init(&key, TLS_1_3_VERSION, key.info.cipher_type, 2);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(tls_key_set(self->a, TLS_TX, &key), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* the writer can only end once b reads, after hold_ms */
+	EXPECT_GE(ms_between(&t0, &t1), w.hold_ms / 2);
+	pthread_join(th[0], NULL);
+	EXPECT_EQ(writer.sent, (ssize_t)writer.len);
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	rk_wire_end(_metadata, self->a, th[1], &w, off);
+}
+
+TEST_F_TIMEOUT(offload_rekey, update_waits_for_blocked_writer, 120)
+{
+	rk_update_under_blocked_writer(_metadata, self, true);
+}
+
+TEST_F_TIMEOUT(offload_rekey, update_waits_for_blocked_writer_sw, 120)
+{
+	rk_update_under_blocked_writer(_metadata, self, false);
 }
 
 /* tls_dev_add refuses the new key (test knob) on both devices: a's TX and
@@ -1362,6 +1626,11 @@ TEST_F_TIMEOUT(offload_rekey, dev_add_fails_at_reinstall, 300)
 	 * batches): the return to the device is tried at a send after that
 	 */
 	ASSERT_EQ(setsockopt(self->a, SOL_SOCKET, SO_SNDBUF, &(int){ 131072 },
+			     sizeof(int)), 0);
+	/* and b's receive window is narrower than the stream after the last
+	 * update: the RX context returns past it (the old context's zone)
+	 */
+	ASSERT_EQ(setsockopt(self->b, SOL_SOCKET, SO_RCVBUF, &(int){ 262144 },
 			     sizeof(int)), 0);
 	rk_offload_ab(_metadata, self, true);
 	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 1), 0);
@@ -1495,6 +1764,32 @@ struct policy {
 	struct bpf_object *obj;
 	struct bpf_link *link;
 };
+
+/* A value of enum tls_rekey_decision: not UAPI, the kernel's BTF has it, as
+ * vmlinux.h has for the policies. INT_MIN if it is not there.
+ */
+static int rekey_decision(const char *name)
+{
+	static struct btf *vmlinux;
+	const struct btf_enum *e;
+	const struct btf_type *t;
+	int id, i;
+
+	if (!vmlinux)
+		vmlinux = btf__load_vmlinux_btf();
+	id = vmlinux ? btf__find_by_name_kind(vmlinux, "tls_rekey_decision",
+					      BTF_KIND_ENUM) : -1;
+	if (id < 0)
+		return INT_MIN;
+	t = btf__type_by_id(vmlinux, id);
+	for (i = 0, e = btf_enum(t); i < btf_vlen(t); i++, e++)
+		if (!strcmp(btf__name_by_offset(vmlinux, e->name_off), name))
+			return e->val;
+	return INT_MIN;
+}
+
+#define TLS_REKEY_STAY_SW	rekey_decision("TLS_REKEY_STAY_SW")
+#define TLS_REKEY_INSTALL	rekey_decision("TLS_REKEY_INSTALL")
 
 /* build/selftests/bpf/NAME.bpf.o (test policies) or build/bpf/NAME.bpf.o */
 static const char *policy_file(const char *name)
@@ -1728,7 +2023,9 @@ static void pol_finish(struct __test_metadata *_metadata,
 	EXPECT_EQ(self->w.control_records, self->tx.rekeys);
 }
 
-/* a key update with nothing in flight, its KeyUpdate record included */
+/* a key update with nothing in flight, its KeyUpdate record included; the
+ * next send gives the device the key
+ */
 static void pol_idle_update(struct __test_metadata *_metadata,
 			    FIXTURE_DATA(rekey_policy) *self)
 {
@@ -1741,6 +2038,7 @@ static void pol_idle_update(struct __test_metadata *_metadata,
 		 ++tx->seed);
 	ASSERT_EQ(tls_key_set(tx->fd, TLS_TX, &tx->key), 0);
 	tx->rekeys++;
+	rk_wait_grace_period();
 }
 
 static void pol_send(struct __test_metadata *_metadata,
@@ -1786,6 +2084,21 @@ static struct rec_log *pol_record(struct __test_metadata *_metadata,
 	log = policy_data(&self->p, ".bss");
 	EXPECT_NE(log, NULL);
 	return log;
+}
+
+/* the recording policy attached and a's stream started: its answers (and
+ * its log in @log), NULL if it did not load
+ */
+static struct rec_answers *pol_record_start(struct __test_metadata *_metadata,
+					    FIXTURE_DATA(rekey_policy) *self,
+					    struct rec_log **log)
+{
+	*log = pol_record(_metadata, self);
+	if (!*log || !policy_data(&self->p, ".data"))
+		return NULL;
+	pol_start(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	return policy_data(&self->p, ".data");
 }
 
 /* a key update with 64 KiB in flight and ACKs 300 ms away: a SW window */
@@ -1909,12 +2222,8 @@ TEST_F_TIMEOUT(rekey_policy, hooks_dev_add_failed, 120)
 	struct rec_log *log;
 	int acked;
 
-	log = pol_record(_metadata, self);
-	ASSERT_NE(log, NULL);
-	answers = policy_data(&self->p, ".data");
+	answers = pol_record_start(_metadata, self, &log);
 	ASSERT_NE(answers, NULL);
-	pol_start(_metadata, self);
-	pol_send(_metadata, self, CHUNK);
 
 	answers->dev_add_failed = 0;
 	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 1), 0);
@@ -1936,6 +2245,43 @@ TEST_F_TIMEOUT(rekey_policy, hooks_dev_add_failed, 120)
 	EXPECT_LT(failed->err, 0);
 	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceFail"), 2);
 	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 2);
+	pol_finish(_metadata, self);
+}
+
+/* A policy keeps TX in SW until the next key: the device gets its key
+ * slot back at once (tls_dev_del), not at close, and the rest of a message
+ * goes out in one piece, as on a SW socket; the next key goes back to the
+ * device. Regression: the old context stayed on the device until close.
+ */
+TEST_F_TIMEOUT(rekey_policy, stay_sw_gives_the_key_slot_back, 120)
+{
+	struct rec_answers *answers;
+	long long dels, adds;
+	struct rec_log *log;
+	int acked, i;
+
+	answers = pol_record_start(_metadata, self, &log);
+	ASSERT_NE(answers, NULL);
+
+	answers->reinstall = TLS_REKEY_STAY_SW;
+	dels = dev_stat(NSIM_A, "dels");
+	adds = dev_stat(NSIM_A, "adds");
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);	/* stays in SW */
+	EXPECT_EQ(dev_stat(NSIM_A, "dels") - dels, 1);
+	EXPECT_EQ(dev_stat(NSIM_A, "adds"), adds);
+	for (i = 0; i < 4; i++)
+		pol_send(_metadata, self, CHUNK);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 0);
+
+	answers->reinstall = TLS_REKEY_INSTALL;
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);	/* installs */
+	EXPECT_EQ(dev_stat(NSIM_A, "adds") - adds, 1);
+	EXPECT_EQ(dev_stat(NSIM_A, "dels") - dels, 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
+	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked),
+		     "started:2 reinstall:2/0 started:3 reinstall:3/0 resumed:3/1");
 	pol_finish(_metadata, self);
 }
 
@@ -2069,35 +2415,44 @@ struct backoff_conf {
 	__u32 base_ms, cap_ms, max_attempts, breaker_failures, breaker_ms;
 };
 
+/* When something happened in a send: between @lo and @hi (seconds). */
+struct when {
+	double lo, hi;
+};
+
 /* Sends a record every 10 ms until the device took a key (or @secs
- * passed); notes when the device refused one, and when it took it.
+ * passed); notes the sends in which the device refused one (at most
+ * @max_fails), and the one in which it took it. Returns the refusals, or
+ * -1 if the device took no key.
  */
 static int pol_send_until_installed(struct __test_metadata *_metadata,
 				    FIXTURE_DATA(rekey_policy) *self,
-				    double secs, double *fail_at, int max_fails,
-				    double *install_at)
+				    double secs, struct when *fail_at,
+				    int max_fails, struct when *install_at)
 {
 	long long adds = dev_stat(NSIM_A, "adds");
 	long long fails = dev_stat(NSIM_A, "add_failures"), f;
 	struct timespec t0, t;
+	struct when w;
 	int nfails = 0;
-	double now;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		now = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
+		w.lo = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
+		pol_send(_metadata, self, 100);
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		w.hi = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
 		f = dev_stat(NSIM_A, "add_failures");
 		for (; fails < f; fails++)
 			if (nfails < max_fails)
-				fail_at[nfails++] = now;
+				fail_at[nfails++] = w;
 		if (dev_stat(NSIM_A, "adds") > adds) {
-			*install_at = now;
+			*install_at = w;
 			return nfails;
 		}
-		if (now > secs)
+		if (w.hi > secs)
 			return -1;
-		pol_send(_metadata, self, 100);
 		usleep(10000);
 	}
 }
@@ -2109,7 +2464,7 @@ TEST_F_TIMEOUT(rekey_policy, backoff_retries_then_resumes, 120)
 {
 	struct backoff_conf conf = { .base_ms = 200, .cap_ms = 800,
 				     .max_attempts = 5, .breaker_failures = 10 };
-	double fail_at[3], install_at, gap;
+	struct when fail_at[3], install_at, at;
 	int i;
 
 	ASSERT_EQ(policy_load(&self->p, "backoff"), 0);
@@ -2118,19 +2473,19 @@ TEST_F_TIMEOUT(rekey_policy, backoff_retries_then_resumes, 120)
 	pol_start(_metadata, self);
 	pol_send(_metadata, self, CHUNK);
 	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 3), 0);
-	pol_idle_update(_metadata, self);	/* attempt 1 fails here */
+	pol_idle_update(_metadata, self);
 	ASSERT_EQ(pol_send_until_installed(_metadata, self, 20, fail_at, 3,
-					   &install_at), 2);
-	/* times from the first refusal, inside setsockopt */
+					   &install_at), 3);
+	/* each retry at least its backoff after the refusal before it, and
+	 * soon after that (a send every 10 ms)
+	 */
 	for (i = 0; i < 3; i++) {
-		double since = i ? fail_at[i - 1] : 0;
-		double at = i < 2 ? fail_at[i] : install_at;
-
-		gap = (at - since) * 1000;
-		TH_LOG("retry %d after %.0f ms (backoff %u ms)", i + 1, gap,
-		       conf.base_ms << i);
-		EXPECT_GE(gap, (conf.base_ms << i) - 10);
-		EXPECT_LE(gap, (conf.base_ms << i) + 400);
+		at = i < 2 ? fail_at[i + 1] : install_at;
+		TH_LOG("retry %d after %.0f-%.0f ms (backoff %u ms)", i + 1,
+		       (at.lo - fail_at[i].hi) * 1000,
+		       (at.hi - fail_at[i].lo) * 1000, conf.base_ms << i);
+		EXPECT_GE((at.hi - fail_at[i].lo) * 1000, conf.base_ms << i);
+		EXPECT_LE((at.lo - fail_at[i].hi) * 1000, (conf.base_ms << i) + 400);
 	}
 	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceFail"), 3);
 	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
@@ -2147,7 +2502,7 @@ TEST_F_TIMEOUT(rekey_policy, backoff_gives_up_and_trips_breaker, 120)
 {
 	struct backoff_conf conf = { .base_ms = 100, .max_attempts = 2,
 				     .breaker_failures = 2, .breaker_ms = 1500 };
-	double fail_at[2], install_at;
+	struct when fail_at[2], install_at;
 	struct timespec t0, t1;
 
 	ASSERT_EQ(policy_load(&self->p, "backoff"), 0);
@@ -2348,12 +2703,14 @@ TEST_F_TIMEOUT(rekey_policy, invalid_answers_take_default, 120)
 	pol_start(_metadata, self);
 	pol_send(_metadata, self, CHUNK);
 
-	answers->reinstall = 60001;	/* over TLS_REKEY_MAX_DELAY_MS */
+	answers->reinstall = rekey_decision("TLS_REKEY_MAX_DELAY_MS") + 1;
 	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
 	EXPECT_EQ(ns_stat("tls-a", "TlsRekeyPolicyInvalid"), 1);
 	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
 	answers->reinstall = -7;
 	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
 	EXPECT_EQ(ns_stat("tls-a", "TlsRekeyPolicyInvalid"), 2);
 	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 2);
 	answers->reinstall = TLS_REKEY_INSTALL;
@@ -2367,11 +2724,27 @@ TEST_F_TIMEOUT(rekey_policy, invalid_answers_take_default, 120)
 	pol_finish(_metadata, self);
 }
 
+/* The answers are not UAPI: the kernel's BTF (so vmlinux.h) carries them.
+ * Regression: they were UAPI #defines, which no policy could see in
+ * vmlinux.h.
+ */
+TEST_F_TIMEOUT(rekey_policy, decisions_in_btf, 30)
+{
+	EXPECT_NE(rekey_decision("TLS_REKEY_STAY_SW"), INT_MIN);
+	EXPECT_NE(rekey_decision("TLS_REKEY_INSTALL"), INT_MIN);
+	EXPECT_GT(rekey_decision("TLS_REKEY_MAX_DELAY_MS"), 0);
+}
+
 /* Programs the kernel must refuse at load. */
 TEST_F_TIMEOUT(rekey_policy, bad_programs_refused, 120)
 {
 	EXPECT_NE(policy_load(&self->q, "rekey_sleepable"), 0);
 	EXPECT_NE(policy_load(&self->q, "rekey_write_sk"), 0);
+	/* regression: both loaded (6.12 offers tcp_ca's kfuncs to every
+	 * struct_ops, and the base helpers include bpf_probe_read_kernel)
+	 */
+	EXPECT_NE(policy_load(&self->q, "rekey_tcp_ca_kfunc"), 0);
+	EXPECT_NE(policy_load(&self->q, "rekey_probe_read"), 0);
 	/* and nothing got attached meanwhile */
 	ASSERT_EQ(policy_load(&self->p, "rekey_record"), 0);
 	EXPECT_EQ(policy_attach(&self->p), 0);
