@@ -150,7 +150,7 @@ test: all ## run every selftest in one VM boot (DEBUG=1: debug kernel)
 # and with both ends offloaded, 10 + 5 with TX or RX offloaded. About two
 # hours.
 OPENSSL_FULL := sw:50:20 both:50:20 tx:10:5 rx:10:5
-test-full: all ## make test, longest variants included (every tls.c case, every driver profile, 190 OpenSSL runs)
+test-full: all ## make test, longest variants included (every tls.c case, every driver profile, 2 GiB in SW, 190 OpenSSL runs)
 	@$(TOP)/selftests/vm/run --kernel $(BZIMAGE) --timeout 10800 $(VM_FLAGS) -- env TLS_FULL=1 \
 		SLOW_KERNEL="$(DEBUG)" SUITE_TIMEOUT=4800 OPENSSL_MODES="$(OPENSSL_FULL)" \
 		$(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)

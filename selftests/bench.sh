@@ -13,8 +13,9 @@
 #      send() calls (each send marked in the trace) made in SW meanwhile
 #   4  a key update every MiB vs none
 #   5  setsockopt(TLS_TX) and setsockopt(TLS_RX) latency of an offloaded vs
-#      a SW socket, and the records sent in SW until the device has the TX
-#      key again
+#      a SW socket (the same traffic between the calls for both, and
+#      nothing unacked left of it), and the records sent in SW until the
+#      device has the TX key again
 #   6  1, 100, 1000 connections updating at once
 #   7  device key installs and removals per key update
 #   8  throughput of a socket kept in SW (the device refuses every key)

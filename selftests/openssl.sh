@@ -95,10 +95,11 @@ ossl() { chroot "$root" openssl "$@"; }
 # tls_stat NS: "name value" lines of NS's counters.
 tls_stat() { ip netns exec "$1" cat /proc/net/tls_stat; }
 
+# counter FILE NAME: NAME's value in a tls_stat output.
+counter() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
+
 # delta BEFORE AFTER NAME
-delta() {
-	echo $(($(awk -v k="$3" '$1 == k { print $2 }' "$2") - $(awk -v k="$3" '$1 == k { print $2 }' "$1")))
-}
+delta() { echo $(($(counter "$2" "$3") - $(counter "$1" "$3"))); }
 
 # set_mode MODE: TLS offload features of both ports (sw: off where they are
 # on; a kernel without the series has no TLS offload in netdevsim).
@@ -141,16 +142,27 @@ check_counters() {
 	[ -z "$bad" ] || echo " $ns:$bad"
 }
 
-# feed SERVER_PID: s_client's stdin, the input one block of 16383 bytes at a
-# time (the pipe is empty before the next: each read of s_client is one
-# block), kept open until the server printed all of it (or is gone): at its
-# stdin's end s_client sends close_notify and closes, and a KeyUpdate the
-# server answers after that close is met with a reset, which ends the
-# server's connection before it read what it has queued.
+# feed SERVER_PID A_BEFORE B_BEFORE: s_client's stdin, the input one block of
+# 16383 bytes at a time (the pipe is empty before the next: each read of
+# s_client is one block), kept open until the server printed all of it (or
+# is gone): at its stdin's end s_client sends close_notify and closes, and a
+# KeyUpdate the server answers after that close is met with a reset, which
+# ends the server's connection before it read what it has queued. Then it
+# stays open (up to 10 s) until the client has read every KeyUpdate the
+# server sent (TlsRxRekeyReceived in tls-a against TlsTxRekeyOk in tls-b,
+# both from the counters before the run): with loss the server's last
+# answers may still be in retransmission when its input is complete.
 feed() {
-	python3 - "$1" "$root/tmp/input" "$root/tmp/received" "$(wc -c <"$root/tmp/expected")" <<'PY'
-import fcntl, os, struct, sys, termios, time
+	python3 - "$1" "$root/tmp/input" "$root/tmp/received" "$(wc -c <"$root/tmp/expected")" \
+		"$NS_A" "$(counter "$2" TlsRxRekeyReceived)" \
+		"$NS_B" "$(counter "$3" TlsTxRekeyOk)" <<'PY'
+import fcntl, os, struct, subprocess, sys, termios, time
 server, data, received, size = int(sys.argv[1]), open(sys.argv[2], "rb").read(), sys.argv[3], int(sys.argv[4])
+ns_a, a_rx0, ns_b, b_tx0 = sys.argv[5], int(sys.argv[6]), sys.argv[7], int(sys.argv[8])
+def counter(ns, name):
+    out = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/tls_stat"],
+                         capture_output=True, text=True).stdout
+    return next(int(v) for k, v in (l.split() for l in out.splitlines()) if k == name)
 def waiting():
     try:
         os.kill(server, 0)
@@ -162,6 +174,10 @@ for off in range(0, len(data), 16383):
         time.sleep(0.0002)
     os.write(1, data[off:off + 16383])
 while waiting() and os.path.getsize(received) < size:
+    time.sleep(0.05)
+deadline = time.monotonic() + 10
+while waiting() and time.monotonic() < deadline and \
+        counter(ns_a, "TlsRxRekeyReceived") - a_rx0 < counter(ns_b, "TlsTxRekeyOk") - b_tx0:
     time.sleep(0.05)
 PY
 }
@@ -194,7 +210,7 @@ one_run() {
 		client <"$root/tmp/input"
 		crc=$?
 	else
-		feed "$srv" | client
+		feed "$srv" "$sa0" "$sb0" | client
 		crc=${PIPESTATUS[1]}
 	fi
 	wait $srv

@@ -14,7 +14,10 @@
  *            nothing unacked) or with a record in flight (the call opens a
  *            SW window), and the records sent in SW before the device had
  *            the key again; with -R setsockopt(TLS_RX) on b's socket, with
- *            a record of the new key queued (or, -i, none)
+ *            a record of the new key queued (or, -i, none). Between two
+ *            calls a SW socket gets the traffic an offloaded one needs to
+ *            get its key back (a call right after other work costs more
+ *            than one in a tight loop), and its ACKs are in.
  *   scale    -n connections update their TX key at the same moment with
  *            data in flight (ACKs delayed -d ms): slab memory per pending
  *            update, time until all are back in the device, CPU per ACK
@@ -367,32 +370,43 @@ static int cmp_double(const void *x, const void *y)
  */
 #define FOLLOW	16
 
+/* Everything a sent is acked (or ioctl failed). */
+static void wait_acked(int a)
+{
+	int outq;
+
+	do
+		usleep(1000);
+	while (!ioctl(a, SIOCOUTQ, &outq) && outq);
+}
+
 /* The device has a's TX key again: some time (a grace period) after the
- * old key retired, at a send.
+ * old key retired, at a send. Returns with nothing in flight, so that no
+ * ACK of it lands in the next update's timed call.
  */
 static void tx_key_back(int a, long long adds)
 {
-	int outq, tries;
+	int tries;
 
 	for (tries = 0; tries < 200 && dev_stat(NSIM_A, "adds") == adds; tries++) {
-		do
-			usleep(1000);
-		while (!ioctl(a, SIOCOUTQ, &outq) && outq);
+		wait_acked(a);
 		if (send_all(a, pattern, 1))
 			die("send");
 	}
+	wait_acked(a);
 }
 
 static unsigned char sink[PERIOD];
 
 /* The device has b's RX key again: past the receive window offered at the
- * update (b's receive buffer is small).
+ * update (b's receive buffer is small). @adds -1 (SW): one record.
  */
 static void rx_key_back(int a, int b, long long adds)
 {
 	int tries;
 
-	for (tries = 0; tries < 256 && dev_stat(NSIM_B, "adds") == adds; tries++)
+	for (tries = 0; tries < 256 && (tries == 0 || dev_stat(NSIM_B, "adds") == adds);
+	     tries++)
 		if (send_all(a, pattern, 16384) ||
 		    recv(b, sink, 16384, MSG_WAITALL) != 16384)
 			die("rx stream");
@@ -465,8 +479,8 @@ static int latency(int argc, char **argv)
 			us[i] = (now() - t) * 1e6;
 			if (!idle && recv(b, sink, 16384, MSG_WAITALL) != 16384)
 				die("recv");
-			if (offloaded)
-				rx_key_back(a, b, adds);
+			/* a SW socket gets the same traffic between updates */
+			rx_key_back(a, b, offloaded ? adds : -1);
 			continue;
 		}
 		if (!idle && send_all(a, pattern, 16384))
@@ -478,11 +492,14 @@ static int latency(int argc, char **argv)
 		if (tls_key_set(a, TLS_TX, &k))
 			die("key update");
 		us[i] = (now() - t) * 1e6;
-		if (!offloaded)
-			continue;
+		/* a SW socket sends the same between updates */
 		for (j = 0; j < FOLLOW; j++)
 			if (send_all(a, pattern, 16384))
 				die("send");
+		if (!offloaded) {
+			wait_acked(a);
+			continue;
+		}
 		sw[i] = FOLLOW + !idle - (dev_stat(NSIM_A, "tx_records") - sealed);
 		tx_key_back(a, adds);
 	}

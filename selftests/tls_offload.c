@@ -2285,6 +2285,38 @@ TEST_F_TIMEOUT(rekey_policy, stay_sw_gives_the_key_slot_back, 120)
 	pol_finish(_metadata, self);
 }
 
+/* A SW stretch longer than 2 GiB, across which 32-bit sequence numbers
+ * compare the wrong way: a policy keeps TX in SW while 2 GiB and a bit go
+ * out, then the next key goes back to the device at the next send, and b
+ * opens every record. Regression: while the device kept its context in SW,
+ * the next key's "old key all acked?" test (snd_una against the old key's
+ * end) read 2 GiB behind as ahead, and the socket stayed in SW for good.
+ */
+TEST_F_TIMEOUT(rekey_policy, sw_past_2gib_returns_to_device, 900)
+{
+	unsigned long long sent;
+	struct rec_answers *answers;
+	struct rec_log *log;
+	long long adds;
+
+	answers = pol_record_start(_metadata, self, &log);
+	ASSERT_NE(answers, NULL);
+
+	answers->reinstall = TLS_REKEY_STAY_SW;
+	adds = dev_stat(NSIM_A, "adds");
+	pol_idle_update(_metadata, self);
+	for (sent = 0; sent < (2ULL << 30) + CHUNK; sent += CHUNK)
+		pol_send(_metadata, self, CHUNK);
+	EXPECT_EQ(dev_stat(NSIM_A, "adds"), adds);
+
+	answers->reinstall = TLS_REKEY_INSTALL;
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_EQ(dev_stat(NSIM_A, "adds") - adds, 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
+	pol_finish(_metadata, self);
+}
+
 /* RX: b's device refuses the new key; an answer of 0 ms retries at the
  * next record, and the device decrypts again.
  */
