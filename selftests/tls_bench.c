@@ -403,13 +403,13 @@ static unsigned char sink[PERIOD];
  */
 static void rx_key_back(int a, int b, long long adds)
 {
-	int tries;
+	int tries = 0;
 
-	for (tries = 0; tries < 256 && (tries == 0 || dev_stat(NSIM_B, "adds") == adds);
-	     tries++)
+	do
 		if (send_all(a, pattern, 16384) ||
 		    recv(b, sink, 16384, MSG_WAITALL) != 16384)
 			die("rx stream");
+	while (++tries < 256 && dev_stat(NSIM_B, "adds") == adds);
 }
 
 /* b reads up to and including a KeyUpdate record. */

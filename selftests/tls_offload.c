@@ -2290,7 +2290,8 @@ TEST_F_TIMEOUT(rekey_policy, stay_sw_gives_the_key_slot_back, 120)
  * out, then the next key goes back to the device at the next send, and b
  * opens every record. Regression: while the device kept its context in SW,
  * the next key's "old key all acked?" test (snd_una against the old key's
- * end) read 2 GiB behind as ahead, and the socket stayed in SW for good.
+ * end) read 2 GiB behind as ahead, and the socket stayed in SW for good;
+ * now a socket in SW has no device context and no such test.
  */
 TEST_F_TIMEOUT(rekey_policy, sw_past_2gib_returns_to_device, 900)
 {
