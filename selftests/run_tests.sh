@@ -56,7 +56,8 @@ fi
 trusting="env NSIM_TLS_PROFILE=trusting $out/tls_offload -T sw_past_2gib_returns_to_device"
 if [ "${TLS_FULL:-0}" != 1 ]; then
 	for t in bulk_with_key_updates sw_window_near_inflight wire_decrypts_across_key_updates \
-		several_keys_in_one_window dev_add_fails_at_reinstall; do
+		several_keys_in_one_window dev_add_fails_at_reinstall stale_copy_queued \
+		stale_copy_requeued stale_copy_requeued_key_refused; do
 		trusting+=" -r offload_rekey.ip4_tls13_gcm256.$t"
 	done
 fi

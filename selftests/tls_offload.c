@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/if_ether.h>
 
 #include "kselftest_harness.h"
 #include "ktls.h"
@@ -1400,6 +1401,144 @@ static void rk_wire_end(struct __test_metadata *_metadata, int fd,
 	EXPECT_EQ(w->x.err, NULL) TH_LOG("wire: %s after %lu records",
 					 w->x.err, w->records);
 	EXPECT_EQ(w->x.bytes, bytes);
+}
+
+/* How a stale copy of an old-key record meets the key update: it waits in
+ * a's qdisc while the peer acks the original, and the old key retires.
+ */
+enum rk_stale {
+	STALE_QUEUED,		/* behind another refused skb, not validated */
+	STALE_REQUEUED,		/* refused itself: validated, in the requeue slot */
+	STALE_REQUEUED_SW,	/* the same, and the next key's device add fails */
+};
+
+/* Does any frame seen on @cap carry @len bytes of @plain? */
+static bool rk_seen_on_wire(int cap, const unsigned char *plain, size_t len)
+{
+	static unsigned char frame[65536 + 256];
+	bool seen = false;
+	ssize_t n;
+
+	while ((n = recv(cap, frame, sizeof(frame), MSG_DONTWAIT)) > 0)
+		if (memmem(frame, n, plain, len))
+			seen = true;
+	return seen;
+}
+
+/* A copy of an old-key record that TCP retransmitted while the peer's ACK
+ * was late waits in a's qdisc (the device refuses transmits) until the ACK
+ * has come, the old key has retired and the next key is on the device (or
+ * failed to get there). When the queue runs again the copy must not reach
+ * the wire as plaintext, nor a driver that no longer has its key: a driver
+ * that finds it before its start marker sends it as it is (the trusting
+ * profile does, as mlx5 does), one without its context reads freed state.
+ * Regressions: qdiscs sent a requeued skb without validating it again
+ * (found as plaintext on b's wire, and as netdevsim's warning with the
+ * context deleted), and tls_validate_xmit_skb() passed stale copies of
+ * acked data to the device (plaintext again).
+ */
+static void rk_stale_copy(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(offload_rekey) *self, enum rk_stale how)
+{
+	struct tls_key wire_key = self->key_ab;
+	struct wire w = { .x = { .fd = self->b, .salt = 7 }, .key = &wire_key,
+			  .follow_key_updates = 1, .seed = 1 };
+	struct rk_send tx = { .fd = self->a, .key = self->key_ab, .seed = 1 };
+	long long before_start, drops, busy;
+	unsigned long long off = 0;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	unsigned char plain[32];
+	struct tcp_info ti;
+	socklen_t tl = sizeof(ti);
+	int cap, udp, tries, unsent, one = 1, bufsz = 8 << 20;
+	__u32 retrans;
+	pthread_t th;
+	size_t i;
+
+	rk_offload_ab(_metadata, self, false);
+	/* netdevsim has no qdisc; a NIC's refused skbs wait in one */
+	ASSERT_EQ(topo("tc -n $NS_A qdisc add dev $DEV_A root pfifo limit 1000"), 0);
+	ASSERT_EQ(in_netns("tls-b"), 0);
+	cap = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
+	ASSERT_GE(cap, 0);
+	setsockopt(cap, SOL_SOCKET, SO_RCVBUFFORCE, &bufsz, sizeof(bufsz));
+	ASSERT_EQ(pthread_create(&th, NULL, wire_recv, &w), 0);
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	rk_wait_acked(self->a);
+	rk_slow_acks(_metadata, 1500);
+	ASSERT_EQ(setsockopt(self->a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
+	for (i = 0; i < sizeof(plain); i++)
+		plain[i] = stream_byte(off + i, 7);
+	/* a record of the old key, on the wire at once (one segment: no
+	 * window or cwnd holds part of it), acked 1.5 s later
+	 */
+	rk_send_bytes(_metadata, self->a, &off, 1000);
+	ASSERT_EQ(rk_update_tx(&tx), 0);
+	/* all of it: Nagle or autocork would keep a tail for later */
+	for (tries = 0, unsent = 1; tries < 100 && unsent; tries++) {
+		ASSERT_EQ(ioctl(self->a, SIOCOUTQNSD, &unsent), 0);
+		if (unsent)
+			usleep(1000);
+	}
+	ASSERT_EQ(unsent, 0);
+	busy = dev_stat(NSIM_A, "tx_busy");
+	ASSERT_EQ(dev_knob(NSIM_A, "tx_busy", 1), 0);
+	ASSERT_EQ(getsockopt(self->a, IPPROTO_TCP, TCP_INFO, &ti, &tl), 0);
+	retrans = ti.tcpi_total_retrans;
+	if (how == STALE_QUEUED) {
+		/* a datagram takes the refusal: the copy queues behind it */
+		ASSERT_EQ(getpeername(self->a, (void *)&ss, &sl), 0);
+		((struct sockaddr_in *)&ss)->sin_port = htons(9);
+		ASSERT_EQ(in_netns("tls-a"), 0);
+		udp = socket(ss.ss_family, SOCK_DGRAM, 0);
+		ASSERT_EQ(sendto(udp, "x", 1, 0, (void *)&ss, sl), 1);
+		close(udp);
+	}
+	/* the loss probe or the retransmission timer sends the copy */
+	for (tries = 0; tries < 130; tries++) {
+		ASSERT_EQ(getsockopt(self->a, IPPROTO_TCP, TCP_INFO, &ti, &tl), 0);
+		if (ti.tcpi_total_retrans > retrans)
+			break;
+		usleep(10000);
+	}
+	ASSERT_GT(ti.tcpi_total_retrans, retrans);
+	EXPECT_GE(dev_stat(NSIM_A, "tx_busy") - busy, 1);
+	/* the late ACK retires the old key */
+	rk_wait_acked(self->a);
+	if (how == STALE_REQUEUED_SW)
+		ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 1), 0);
+	before_start = dev_stat(NSIM_A, "tx_before_start");
+	drops = dev_stat(NSIM_A, "tx_drops");
+	/* the next key goes to the device here; the data waits too */
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"),
+		  how != STALE_REQUEUED_SW);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceFail"),
+		  how == STALE_REQUEUED_SW);
+	ASSERT_EQ(dev_knob(NSIM_A, "tx_busy", 0), 0);
+	rk_wire_end(_metadata, self->a, th, &w, off);
+	EXPECT_EQ(w.control_records, 1);
+	EXPECT_FALSE(rk_seen_on_wire(cap, plain, sizeof(plain)))
+		TH_LOG("the old key's plaintext went out on a's wire");
+	EXPECT_EQ(dev_stat(NSIM_A, "tx_before_start") - before_start, 0);
+	EXPECT_EQ(dev_stat(NSIM_A, "tx_drops") - drops, 0);
+	close(cap);
+}
+
+TEST_F_TIMEOUT(offload_rekey, stale_copy_queued, 60)
+{
+	rk_stale_copy(_metadata, self, STALE_QUEUED);
+}
+
+TEST_F_TIMEOUT(offload_rekey, stale_copy_requeued, 60)
+{
+	rk_stale_copy(_metadata, self, STALE_REQUEUED);
+}
+
+TEST_F_TIMEOUT(offload_rekey, stale_copy_requeued_key_refused, 60)
+{
+	rk_stale_copy(_metadata, self, STALE_REQUEUED_SW);
 }
 
 static long ms_between(const struct timespec *t0, const struct timespec *t1)

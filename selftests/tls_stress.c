@@ -22,7 +22,9 @@
  * on, a's netdevsim port deleted and re-created, a port's TLS driver
  * switched to the next of netdevsim's profiles: strict, trusting (a driver
  * that believes the socket, as real ones do), rx_deferred (decrypted frames
- * reach TCP late, after their context was deleted). b never offloads TX: netem
+ * reach TCP late, after their context was deleted), a's port refusing
+ * transmits for up to 200 ms (a full ring: validated skbs wait in the
+ * qdisc's requeue slot across key updates). b never offloads TX: netem
  * cannot delay or duplicate what a device still has to encrypt (topo.sh).
  *
  * Fails on: any byte lost, duplicated or corrupted; any error from a socket
@@ -82,7 +84,7 @@ enum {
 	OP_TX_UPDATE_BURST, OP_PAUSE, OP_RECV, OP_PEEK, OP_SPLICE_READ,
 	OP_RX_UPDATE, OP_RX_UPDATE_LATE, OP_CLOSE_IN_WINDOW, OP_CONNECTION,
 	F_FAIL_ADD, F_ADD_DELAY, F_NETEM_A, F_NETEM_B, F_POLICY, F_FEATURE,
-	F_PORT_REPLACE, F_PROFILE, NR_COUNTS,
+	F_PORT_REPLACE, F_PROFILE, F_TX_BUSY, NR_COUNTS,
 };
 static const char *const count_name[NR_COUNTS] = {
 	"send", "send_msg_more", "splice", "sendfile", "tx_key_update",
@@ -90,6 +92,7 @@ static const char *const count_name[NR_COUNTS] = {
 	"rx_key_update", "rx_key_update_late", "close_in_window", "connection",
 	"fault_fail_add", "fault_add_delay", "fault_netem_a", "fault_netem_b",
 	"fault_policy", "fault_feature", "fault_port_replace", "fault_profile",
+	"fault_tx_busy",
 };
 static atomic_ullong counts[NR_COUNTS];
 static atomic_ullong bytes_verified;
@@ -663,6 +666,14 @@ static void fault(unsigned long long *r, int what)
 		rc = fault_cmd("topo_tls_profile %d %s %s", dev ? NSIM_B : dev_a,
 			       dev ? "$NS_B $DEV_B" : "$NS_A $DEV_A", profiles[profile[dev]]);
 		break;
+	case F_TX_BUSY:
+		/* refused skbs wait in a qdisc (netdevsim has none; keep
+		 * netem's)
+		 */
+		rc = fault_cmd("%scd %s && echo 1 >tx_busy && sleep 0.%03u; echo 0 >tx_busy",
+			       netem_a ? "" : "tc -n $NS_A qdisc replace dev $DEV_A root pfifo limit 10000 && ",
+			       dev_path(dev_a, ""), 1 + pick(r, 200));
+		break;
 	}
 	count(what);
 	if (rc)
@@ -681,6 +692,7 @@ static int next_fault(unsigned long long *r, bool second_half)
 		[F_NETEM_A - F_FAIL_ADD] = 4, [F_NETEM_B - F_FAIL_ADD] = 4,
 		[F_POLICY - F_FAIL_ADD] = 5, [F_FEATURE - F_FAIL_ADD] = 6,
 		[F_PORT_REPLACE - F_FAIL_ADD] = 1, [F_PROFILE - F_FAIL_ADD] = 3,
+		[F_TX_BUSY - F_FAIL_ADD] = 3,
 	};
 	unsigned int i, total = 0, x;
 
@@ -705,6 +717,7 @@ static int faults_clear(void)
 	for (i = 0; i < 2; i++) {
 		rc |= dev_knob(i ? NSIM_B : dev_a, "fail_add", 0);
 		rc |= dev_knob(i ? NSIM_B : dev_a, "add_delay_ms", 0);
+		rc |= dev_knob(i ? NSIM_B : dev_a, "tx_busy", 0);
 	}
 	topo("tc -n $NS_A qdisc del dev $DEV_A root 2>/dev/null;"
 	     "tc -n $NS_B qdisc del dev $DEV_B root 2>/dev/null;"
@@ -777,7 +790,7 @@ static void usage(void)
 		"  -t S   run this long (default: $STRESS_SECONDS, else 60)\n"
 		"  -s N   seed of the schedule (default: from the clock; printed)\n"
 		"  -f L   these faults: fail_add, add_delay, netem_a, netem_b, policy,\n"
-		"         feature, port_replace, profile, or all (default: all)\n");
+		"         feature, port_replace, profile, tx_busy, or all (default: all)\n");
 	exit(2);
 }
 
