@@ -11,14 +11,13 @@
  */
 #include "tls_rekey.bpf.h"
 
-struct backoff_conf {
-	u32 base_ms;		/* first retry delay; default 100 */
-	u32 cap_ms;		/* longest retry delay; default 10000 */
-	u32 max_attempts;	/* tls_dev_add calls per key; default 5 */
-	u32 breaker_failures;	/* failures in a row that trip it; default 3 */
-	u32 breaker_ms;		/* how long it keeps a device in SW; default 30000 */
-};
-TUNABLES(backoff_conf, struct backoff_conf);
+#define BACKOFF_CONF(T)							\
+	T(base_ms, 100, 60000, "first retry of a refused key after this many ms") \
+	T(cap_ms, 10000, 60000, "longest retry delay (ms); delays double up to it") \
+	T(max_attempts, 5, 64, "tls_dev_add calls per key, then SW until the next key (the kernel stops at 64)") \
+	T(breaker_failures, 3, 1000000, "refusals in a row that trip a device's breaker") \
+	T(breaker_ms, 30000, 86400000, "how long a tripped device gets no new keys (ms)")
+TUNABLES(backoff_conf, BACKOFF_CONF);
 
 struct backoff_stats {
 	u64 retries;		/* retries scheduled */
@@ -37,7 +36,7 @@ struct breaker {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
-	__type(key, u32);		/* ifindex */
+	__type(key, struct rekey_device);
 	__type(value, struct breaker);
 	PINNED;
 } backoff_breakers SEC(".maps");
@@ -45,8 +44,8 @@ struct {
 TLS_REKEY_DECIDE(backoff_reinstall)
 {
 	struct backoff_stats *st = stat(&backoff_stats);
-	u32 ifindex = rekey->ifindex;
-	struct breaker *b = bpf_map_lookup_elem(&backoff_breakers, &ifindex);
+	struct rekey_device dev = rekey_device(rekey);
+	struct breaker *b = bpf_map_lookup_elem(&backoff_breakers, &dev);
 	u64 now = bpf_ktime_get_ns(), wait_ms;
 
 	if (!b || now >= b->open_until_ns)
@@ -62,31 +61,31 @@ TLS_REKEY_DECIDE(backoff_dev_add_failed)
 	struct backoff_stats *st = stat(&backoff_stats);
 	struct backoff_conf *c = tunables(&backoff_conf);
 	struct breaker fresh = {}, *b;
-	u32 ifindex = rekey->ifindex;
+	struct rekey_device dev = rekey_device(rekey);
 	u32 delay_ms, shift;
 
 	if (!c)
 		return TLS_REKEY_STAY_SW;
 
-	b = map_get(&backoff_breakers, &ifindex, &fresh);
+	b = map_get(&backoff_breakers, &dev, &fresh);
 	if (b && __sync_add_and_fetch(&b->failures, 1) >=
-		 or_default(c->breaker_failures, 3)) {
+		 conf(c, breaker_failures)) {
 		b->failures = 0;
 		b->open_until_ns = bpf_ktime_get_ns() +
-				   or_default(c->breaker_ms, 30000) * NSEC_PER_MSEC;
+				   conf(c, breaker_ms) * NSEC_PER_MSEC;
 		if (st)
 			st->trips++;
 	}
 
-	if (rekey->attempt >= or_default(c->max_attempts, 5)) {
+	if (rekey->attempt >= conf(c, max_attempts)) {
 		if (st)
 			st->gave_up++;
 		return TLS_REKEY_STAY_SW;
 	}
 	shift = rekey->attempt - 1 < 16 ? rekey->attempt - 1 : 16;
-	delay_ms = or_default(c->base_ms, 100) << shift;
-	if (delay_ms > or_default(c->cap_ms, 10000))
-		delay_ms = or_default(c->cap_ms, 10000);
+	delay_ms = conf(c, base_ms) << shift;
+	if (delay_ms > conf(c, cap_ms))
+		delay_ms = conf(c, cap_ms);
 	if (delay_ms > TLS_REKEY_MAX_DELAY_MS)
 		delay_ms = TLS_REKEY_MAX_DELAY_MS;
 	if (st)
@@ -97,8 +96,8 @@ TLS_REKEY_DECIDE(backoff_dev_add_failed)
 TLS_REKEY_NOTIFY(backoff_resumed)
 {
 	struct backoff_stats *st = stat(&backoff_stats);
-	u32 ifindex = rekey->ifindex;
-	struct breaker *b = bpf_map_lookup_elem(&backoff_breakers, &ifindex);
+	struct rekey_device dev = rekey_device(rekey);
+	struct breaker *b = bpf_map_lookup_elem(&backoff_breakers, &dev);
 
 	if (b)
 		b->failures = 0;
@@ -107,6 +106,7 @@ TLS_REKEY_NOTIFY(backoff_resumed)
 }
 
 TLS_REKEY_POLICY(backoff,
+	"retry refused keys with exponential backoff; per-device breaker",
 	.reinstall	= (void *)backoff_reinstall,
 	.dev_add_failed	= (void *)backoff_dev_add_failed,
 	.resumed	= (void *)backoff_resumed,

@@ -17,7 +17,7 @@ TLS_REKEY_DECIDE(default_dev_add_failed)
 	return TLS_REKEY_STAY_SW;
 }
 
-TLS_REKEY_POLICY(default,
+TLS_REKEY_POLICY(default, "the kernel's own decisions, in BPF",
 	.reinstall	= (void *)default_reinstall,
 	.dev_add_failed	= (void *)default_dev_add_failed,
 );

@@ -20,6 +20,7 @@ struct observe_events {
 };
 
 struct observe_dev_key {
+	u64 netns_cookie;	/* with ifindex: the device */
 	u32 ifindex;
 	u32 dir;		/* 0 RX, 1 TX */
 };
@@ -85,8 +86,10 @@ static struct observe_events *events(void *map, const void *key)
 /* @field's counter for the device and for the netns of @rekey */
 #define record(rekey, field)						\
 do {									\
-	struct observe_dev_key __dk = { .ifindex = (rekey)->ifindex,	\
-					.dir = (rekey)->dir };		\
+	struct observe_dev_key __dk = {					\
+		.netns_cookie = (rekey)->netns_cookie,			\
+		.ifindex = (rekey)->ifindex,				\
+		.dir = (rekey)->dir };					\
 	struct observe_netns_key __nk = {				\
 		.netns_cookie = (rekey)->netns_cookie,			\
 		.dir = (rekey)->dir };					\
@@ -157,6 +160,7 @@ TLS_REKEY_NOTIFY(observe_resumed)
 }
 
 TLS_REKEY_POLICY(observe,
+	"default decisions; counts and histograms of everything",
 	.started	 = (void *)observe_started,
 	.clean_acked	 = (void *)observe_clean_acked,
 	.old_key_retired = (void *)observe_old_key_retired,

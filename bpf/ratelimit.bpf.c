@@ -11,11 +11,10 @@
  */
 #include "tls_rekey.bpf.h"
 
-struct ratelimit_conf {
-	u32 per_sec;	/* installs per device per second; default 100 */
-	u32 burst;	/* installs at once after a quiet time; default per_sec */
-};
-TUNABLES(ratelimit_conf, struct ratelimit_conf);
+#define RATELIMIT_CONF(T)						\
+	T(per_sec, 100, 1000000, "key installs per device and second")	\
+	T(burst, 0, 1000000, "installs at once after a quiet time (0: per_sec)")
+TUNABLES(ratelimit_conf, RATELIMIT_CONF);
 
 struct ratelimit_stats {
 	u64 granted;		/* installs allowed */
@@ -31,7 +30,7 @@ struct ratelimit_bucket {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
-	__type(key, u32);		/* ifindex */
+	__type(key, struct rekey_device);
 	__type(value, struct ratelimit_bucket);
 	PINNED;
 } ratelimit_buckets SEC(".maps");
@@ -42,17 +41,17 @@ TLS_REKEY_DECIDE(ratelimit_reinstall)
 	struct ratelimit_conf *c = tunables(&ratelimit_conf);
 	u64 now = bpf_ktime_get_ns(), interval, ahead, wait_ns = 0;
 	struct ratelimit_bucket fresh = {}, *b;
-	u32 ifindex = rekey->ifindex;
+	struct rekey_device dev = rekey_device(rekey);
 	u32 per_sec, burst;
 
 	if (!c)
 		return TLS_REKEY_INSTALL;
-	per_sec = or_default(c->per_sec, 100);
-	burst = or_default(c->burst, per_sec);
+	per_sec = conf(c, per_sec);
+	burst = conf(c, burst) ?: per_sec;
 	interval = 1000000000ULL / per_sec;
 	ahead = (burst - 1) * interval;
 
-	b = map_get(&ratelimit_buckets, &ifindex, &fresh);
+	b = map_get(&ratelimit_buckets, &dev, &fresh);
 	if (!b)
 		return TLS_REKEY_INSTALL;
 
@@ -77,5 +76,6 @@ TLS_REKEY_DECIDE(ratelimit_reinstall)
 }
 
 TLS_REKEY_POLICY(ratelimit,
+	"at most per_sec key installs per device and second",
 	.reinstall	= (void *)ratelimit_reinstall,
 );

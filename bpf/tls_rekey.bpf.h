@@ -33,30 +33,59 @@
 	s32 BPF_PROG(name, struct sock *sk, const struct tls_rekey_ctx *rekey)
 
 /* The policy, its struct_ops map and link named NAME_ops; hooks left out
- * take the kernel's default.
+ * take the kernel's default. @about, one line on what it decides, stays in
+ * the policy's BTF (a decl tag) for `tlsrekey help` and `tlsrekey status`.
  */
-#define TLS_REKEY_POLICY(__name, ...)					\
+#define TLS_REKEY_POLICY(__name, __about, ...)				\
 	char _license[] SEC("license") = "GPL";				\
 	SEC(".struct_ops.link")						\
-	struct tls_rekey_ops __name##_ops = {				\
+	struct tls_rekey_ops __name##_ops				\
+		__attribute__((btf_decl_tag("about:" __about))) = {	\
 		.name = #__name,					\
 		__VA_ARGS__						\
 	}
 
 #define PINNED	__uint(pinning, LIBBPF_PIN_BY_NAME)
 
-/* A policy's tunables: one struct in a pinned one-entry array, read at
- * every call, so that a write (tlsrekey set, bpftool map update) applies
- * at once. A field left at 0 takes the default the policy documents.
+/* A policy's tunables: the u32 fields of struct MAP in a pinned one-entry
+ * array MAP, read at every call, so that a write (tlsrekey set, bpftool map
+ * update) applies at once. @list names each with T(field, default, max,
+ * "meaning"); default and max are number literals. A field left at 0 takes
+ * its default: read it as conf(c, field). Default, max and meaning are
+ * written once, here: they stay in the policy's BTF (a decl tag per field)
+ * for tlsrekey's help, its checks of `set` and its status.
  */
-#define TUNABLES(map, value_type)					\
+#define __TUNABLE_FIELD(f, dflt, max, meaning)				\
+	u32 f __attribute__((btf_decl_tag("tunable:" #dflt ":" #max ":" meaning)));
+#define __TUNABLE_DEFAULT(f, dflt, max, meaning)	default_##f = dflt,
+
+#define TUNABLES(map, list)						\
+	struct map { list(__TUNABLE_FIELD) };				\
+	enum { list(__TUNABLE_DEFAULT) };				\
 	struct {							\
 		__uint(type, BPF_MAP_TYPE_ARRAY);			\
 		__uint(max_entries, 1);					\
 		__type(key, u32);					\
-		__type(value, value_type);				\
+		__type(value, struct map);				\
 		PINNED;							\
 	} map SEC(".maps")
+
+/* tunable @f of @c (a TUNABLES struct): its value, or its default for 0 */
+#define conf(c, f)	((c)->f ? (c)->f : default_##f)
+
+/* A device as a key of a policy's maps: an ifindex is unique only in its
+ * network namespace, so the two name the device together (and tlsrekey
+ * stats shows it as netns and device).
+ */
+struct rekey_device {
+	u64 netns_cookie;
+	u32 ifindex;
+	u32 pad;
+};
+
+#define rekey_device(rekey)						\
+	((struct rekey_device){ .netns_cookie = (rekey)->netns_cookie,	\
+				.ifindex = (rekey)->ifindex })
 
 /* the one entry of a TUNABLES or STATS map */
 static __always_inline void *tunables(void *map)
@@ -77,8 +106,6 @@ static __always_inline void *map_get(void *map, const void *key,
 	bpf_map_update_elem(map, key, init, BPF_NOEXIST);
 	return bpf_map_lookup_elem(map, key);
 }
-
-#define or_default(v, dflt)	((v) ? (v) : (dflt))
 
 /* Counters: one per-CPU struct of u64 fields (or u64 arrays, drawn as
  * histograms), so that bpftool and `tlsrekey stats` show them by name and

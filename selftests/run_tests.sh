@@ -85,9 +85,9 @@ suite_limit=${SUITE_TIMEOUT:-1500}
 # lossy runs per mode; `make test-full`: more).
 stress_secs=${STRESS_SECONDS:-60}
 suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "badinput:$out/tls_badinput"
-	"tlsrekey:$here/tlsrekey.sh $out" "tls_offload:$offload" "offload_trusting:$trusting"
+	"loader:$here/loader.sh $out" "tls_offload:$offload" "offload_trusting:$trusting"
 	"offload_rx_deferred:$rx_deferred"
-	"stress:$out/tls_stress -t $stress_secs" "bench:$here/bench.sh $out/.. --quick"
+	"stress:$out/tls_stress -t $stress_secs" "bench:$here/../bench/bench.sh $out/.. --quick"
 	"openssl:$here/openssl.sh")
 if [ -n "${TLS_FILTER:-}" ] || [ "${TLS_FULL:-0}" = 1 ]; then
 	suites+=("tls:$out/tls ${TLS_FILTER:-}")

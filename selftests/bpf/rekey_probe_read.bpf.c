@@ -16,6 +16,6 @@ TLS_REKEY_DECIDE(peeking_reinstall)
 	return TLS_REKEY_INSTALL;
 }
 
-TLS_REKEY_POLICY(probe_read,
+TLS_REKEY_POLICY(probe_read, "selftest: reads kernel memory with bpf_probe_read_kernel (refused at load)",
 	.reinstall = (void *)peeking_reinstall,
 );

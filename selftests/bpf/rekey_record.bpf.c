@@ -74,7 +74,7 @@ TLS_REKEY_NOTIFY(rec_resumed)
 	rec(REC_RESUMED, rekey);
 }
 
-TLS_REKEY_POLICY(record,
+TLS_REKEY_POLICY(record, "selftest: records the moment and context of every hook",
 	.started	 = (void *)rec_started,
 	.clean_acked	 = (void *)rec_clean_acked,
 	.old_key_retired = (void *)rec_old_key_retired,

@@ -8,6 +8,6 @@ void BPF_PROG(sleepy_clean_acked, struct sock *sk,
 {
 }
 
-TLS_REKEY_POLICY(sleepable,
+TLS_REKEY_POLICY(sleepable, "selftest: a sleepable ACK-path hook (refused at load)",
 	.clean_acked = (void *)sleepy_clean_acked,
 );

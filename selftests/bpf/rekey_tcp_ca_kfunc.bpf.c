@@ -12,6 +12,6 @@ TLS_REKEY_NOTIFY(meddling_clean_acked)
 	tcp_reno_cong_avoid(sk, 0, 1);
 }
 
-TLS_REKEY_POLICY(tcp_ca_kfunc,
+TLS_REKEY_POLICY(tcp_ca_kfunc, "selftest: calls a tcp_congestion_ops kfunc (refused at load)",
 	.clean_acked = (void *)meddling_clean_acked,
 );

@@ -8,6 +8,6 @@ TLS_REKEY_DECIDE(meddling_reinstall)
 	return TLS_REKEY_INSTALL;
 }
 
-TLS_REKEY_POLICY(write_sk,
+TLS_REKEY_POLICY(write_sk, "selftest: writes to the socket (refused at load)",
 	.reinstall = (void *)meddling_reinstall,
 );

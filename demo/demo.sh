@@ -8,18 +8,26 @@
 # Prints a timeline of the key updates, the policy's counters, the key
 # update lines of /proc/net/tls_stat, a verdict; draws the run into
 # $VM_OUT/demo.png (the host's build/demo/).
-# Usage: demo.sh BUILD_DIR
+# Usage: demo/demo.sh BUILD_DIR
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/lib/topo.sh"
+. "$here/../selftests/lib/topo.sh"
 build=${1:?usage: demo.sh BUILD_DIR}
 tlsrekey=$build/user/tlsrekey
 out=${VM_OUT:-/tmp/demo}
 trace=/sys/kernel/tracing
 knob=/sys/kernel/debug/netdevsim/netdevsim200/ports/0/tls/fail_add
 mkdir -p "$out"
+rm -f "$out/events.txt"
 
 say() { printf '\n== %s\n' "$*"; }
-at() { printf '[%5.1f s] %s\n' "$(awk -v t0="$t0" '{ print $1 - t0 }' /proc/uptime)" "$*"; }
+# at [MARK] TEXT: say when; MARK also puts it on the picture's time axis
+at() {
+	local now mark=
+	[ $# -gt 1 ] && { mark=$1; shift; }
+	now=$(awk '{ print $1 }' /proc/uptime)
+	printf '[%5.1f s] %s\n' "$(awk -v a="$now" -v b="$t0" 'BEGIN { print a - b }')" "$*"
+	[ -n "$mark" ] && printf '%s\t%s\n' "$now" "$mark" >>"$out/events.txt"
+}
 
 topo_up 200 && topo_tls_offload || exit 1
 say "netdevsim pair: $NS_A/$DEV_A ($IP4_A) <-> $NS_B/$DEV_B ($IP4_B), TLS offload on"
@@ -34,18 +42,18 @@ echo >$trace/trace
 
 say "the run"
 t0=$(awk '{ print $1 }' /proc/uptime)
-at "tlsrekey load observe"
+at "load observe" "tlsrekey load observe"
 "$tlsrekey" load observe || exit 1
 "$build/selftests/tls_bulk" -b 128 -e 4 -i 250 -o "$out/samples.csv" 2>"$out/bulk.log" &
 bulk=$!
 sleep 5
-at "a's device refuses the next 2 key installs (netdevsim fail_add=2)"
+at "a refuses 2 keys" "a's device refuses the next 2 key installs (netdevsim fail_add=2)"
 echo 2 >$knob
 sleep 7
-at "tlsrekey replace backoff --set base_ms=100 (one link update, traffic running)"
+at "replace: backoff" "tlsrekey replace backoff --set base_ms=100 (one link update, traffic running)"
 "$tlsrekey" replace backoff --set base_ms=100
 sleep 4
-at "a's device refuses the next 2 key installs again; backoff retries them"
+at "a refuses 2 keys" "a's device refuses the next 2 key installs again; backoff retries them"
 echo 2 >$knob
 wait $bulk
 bulk_rc=$?
@@ -100,15 +108,58 @@ for t, sock, d, g, ms, b, res in rows:
     print("%7.2fs  %4d %3s %4s %10s %10s  %s" % (t, sock, d, g,
           "%.1f ms" % ms if ms is not None else "-",
           b if b is not None else "-", res))
-# the picture: throughput, SW windows of each sender shaded, key updates marked
-with open(out + "/windows.gp", "w") as w:
-    for sock, a, b in windows:
-        color = "#ff9999" if sock % 2 else "#9999ff"
-        w.write('set object rect from %f, graph 0 to %f, graph 1 fc rgb "%s" fs solid 0.35 noborder behind\n'
-                % (a, max(b, a + 0.02), color))
-    for t, sock, d, g, ms, b, res in rows:
-        if d == "tx":
-            w.write('set arrow from %f, graph 0 to %f, graph 0.06 nohead lc rgb "black"\n' % (t, t))
+# The picture's lanes: each socket and direction's mode over time, device
+# (the NIC has the key), SW window (after a key update, until the device
+# gets the new key), SW after a refused key. Windows shorter than MIN_W are
+# drawn MIN_W wide: a 10 ms window would be an invisible hairline.
+MIN_W = 0.25
+colors = {"dev": "#66bb66", "sw": "#ffaa33", "refused": "#dd3333"}
+lanes = sorted({(socks[sk], d) for sk in socks for d in ("tx", "rx")})
+lane_y = {l: i + 1 for i, l in enumerate(lanes)}
+mode, since, segs, fails = {}, {}, [], []
+end = max(float(l.split(",")[0]) for l in open(out + "/samples.csv").readlines()[1:])
+for line in open(out + "/trace.txt"):
+    m = ev.search(line)
+    if not m or m.group(2) == "retire":
+        continue
+    t, kind, sk = float(m.group(1)) - t0, m.group(2), m.group(3)
+    f = dict(kv.split("=") for kv in m.group(4).split())
+    lane = (socks[sk], "tx" if f["direction"] == "1" else "rx")
+    new = {"start": "sw", "reinstall": "dev", "fail": "refused"}[kind]
+    if kind == "fail":
+        fails.append((t, lane))
+    segs.append((lane, since.get(lane, 0.0), t, mode.get(lane, "dev")))
+    mode[lane], since[lane] = new, t
+for lane in lanes:
+    segs.append((lane, since.get(lane, 0.0), end, mode.get(lane, "dev")))
+with open(out + "/lanes.gp", "w") as w:
+    w.write("set ytics (%s)\n" % ", ".join('"sock %d %s" %d' % (l[0], l[1], y)
+                                          for l, y in lane_y.items()))
+    w.write("set yrange [0.4:%f]\n" % (len(lanes) + 0.6))
+    # the device first, the SW modes over it, those at least MIN_W wide
+    for m in ("dev", "sw", "refused"):
+        for lane, a, b, sm in segs:
+            if sm != m or (m == "dev" and b <= a):
+                continue
+            if m != "dev":
+                b = max(b, a + MIN_W)
+            y = lane_y[lane]
+            w.write('set object rect from %f, %f to %f, %f fc rgb "%s" fs solid 1.0 noborder\n'
+                    % (a, y - 0.35, b, y + 0.35, colors[m]))
+    for t, lane in fails:
+        w.write('set arrow from %f, %f to %f, %f nohead lc rgb "black" lw 2\n'
+                % (t, lane_y[lane] - 0.45, t, lane_y[lane] + 0.45))
+# the run's events (policy load and replace, refusals injected), both plots
+with open(out + "/events.gp", "w") as w:
+    try:
+        events = [l.rstrip("\n").split("\t") for l in open(out + "/events.txt")]
+    except FileNotFoundError:
+        events = []
+    for when, text in events:
+        t = float(when) - t0
+        w.write('set arrow from %f, graph 0 to %f, graph 1 nohead dt 2 lc rgb "#444444"\n' % (t, t))
+        w.write('set label "%s" at %f, graph 0.98 rotate by 90 right offset 0.8,0 font ",9"\n'
+                % (text, t))
 print("\n%d key updates (TX and RX), %d SW windows ended back in HW" % (len(rows), len(windows)))
 # the timeline against the kernel's counters of both namespaces
 stat = {}
@@ -134,17 +185,34 @@ say "/proc/net/tls_stat of $NS_B"
 ip netns exec $NS_B grep -E 'Rekey|DecryptError' /proc/net/tls_stat
 
 gnuplot <<EOF
-set terminal png size 1200,500 noenhanced
+set terminal png size 1200,700 noenhanced
 set output "$out/demo.png"
-set title "TLS 1.3 bulk both ways over the simulated offload NIC; KeyUpdate every 4 MiB per direction; observe, then backoff"
-set xlabel "time (s)"
+set multiplot title "TLS 1.3 bulk both ways over the simulated offload NIC; KeyUpdate every 4 MiB per direction; observe, then backoff"
+set lmargin 14
+set datafile separator ","
+set xrange [0:*]
+set size 1, 0.52
+set origin 0, 0.42
 set ylabel "MiB/s"
 set key top right
-set datafile separator ","
-load "$out/windows.gp"
-set label "shaded: a sender in SW after a KeyUpdate (socket 1 red, 2 blue); ticks: key updates" at graph 0.01, graph 0.96
-plot "$out/samples.csv" using 1:2 every ::1 with lines lw 2 title "a -> b", \
+set format x ""
+load "$out/events.gp"
+plot "$out/samples.csv" using 1:2 every ::1 with lines lw 2 title "a -> b", \\
      "$out/samples.csv" using 1:5 every ::1 with lines lw 2 title "b -> a"
+unset arrow
+unset label
+set size 1, 0.42
+set origin 0, 0
+set format x "%g"
+set xlabel "time (s); SW windows shorter than 0.25 s drawn 0.25 s wide; black bars: the device refused the key"
+set ylabel "mode"
+set key below horizontal
+load "$out/lanes.gp"
+load "$out/events.gp"
+plot NaN with boxes fs solid fc rgb "#66bb66" title "device has the key", \\
+     NaN with boxes fs solid fc rgb "#ffaa33" title "SW window (new key not on the device yet)", \\
+     NaN with boxes fs solid fc rgb "#dd3333" title "SW after a refused key"
+unset multiplot
 EOF
 
 say "verdict"

@@ -30,7 +30,7 @@
 #   --quick: one repetition of short runs, the figures checked for sanity
 #            and printed as TAP (the `bench` suite of make test)
 here=$(cd "$(dirname "$0")" && pwd)
-. "$here/lib/topo.sh"
+. "$here/../selftests/lib/topo.sh"
 build=${1:?usage: bench.sh BUILD_DIR [--quick]}
 quick=${2:-}
 bench=$build/selftests/tls_bench
