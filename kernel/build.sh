@@ -8,7 +8,8 @@
 # build stops naming it. The kernel is rebuilt only when a source file in the
 # tree (outside tools/ and Documentation/) or the config is newer than the
 # last build, so a no-op `make` costs a `find`, not a kbuild walk. ccache is used
-# when installed.
+# when installed. Modules (tls.ko, netdevsim.ko) are installed into
+# OUTDIR/mod/lib/modules/RELEASE, which the guest mounts as /lib/modules.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,6 +61,8 @@ fi
 echo "  KERNEL  building $(basename "$out") with -j$jobs (cc: $cc)"
 start=$(date +%s)
 touch "$stamp.new"
-kmake bzImage
+kmake bzImage modules
+rm -rf "$out/mod"
+kmake INSTALL_MOD_PATH="$out/mod" INSTALL_MOD_STRIP=1 modules_install >/dev/null
 mv "$stamp.new" "$stamp"
 echo "  KERNEL  $(basename "$out") built in $(($(date +%s) - start)) s"

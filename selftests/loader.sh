@@ -100,6 +100,26 @@ json_field() {	# json_field FILE EXPR: python expression on the object j
 
 echo "TAP version 13"
 
+# ---- tls as a module (as distributions build it): tlsrekey finds struct
+# tls_rekey_ops in tls.ko's BTF and loads the module when it is not loaded
+if [ -f /sys/module/tls/refcnt ]; then
+	for i in $(seq 50); do rmmod tls 2>/dev/null && break; sleep 0.2; done
+	tap_check "tls.ko unloaded (no socket or policy holds it)" [ ! -e /sys/module/tls ]
+	expect "status loads tls.ko and finds struct tls_rekey_ops in its BTF" 0 \
+		"kernel support: yes" "$tlsrekey" status
+	tap_check "... tls.ko is loaded again, with its BTF" \
+		[ -f /sys/module/tls/refcnt -a -e /sys/kernel/btf/tls -a -e /proc/net/tls_stat ]
+else
+	tap_skip "tlsrekey loads tls.ko" "TLS is built into this kernel"
+fi
+
+# what the kernel says is in force: /sys/kernel/tls_rekey/{policy,policy_since}
+sysfs_policy() { [ "$(cat /sys/kernel/tls_rekey/policy)" = "$1" ]; }
+since_within() {	# since_within T0 T1: policy_since in [T0, T1]
+	local s
+	s=$(cat /sys/kernel/tls_rekey/policy_since) && [ "$s" -ge "$1" ] && [ "$s" -le "$2" ]
+}
+
 # ---- every policy through its whole life
 for p in $policies; do
 	expect "$p: load" 0 "" "$tlsrekey" load $p
@@ -136,10 +156,18 @@ for p in $policies; do
 done
 
 # ---- replace, atomically, with tunables; the old policy's maps go
+t0=$(date +%s)
 expect "load observe" 0 "" "$tlsrekey" load observe
+tap_check "/sys/kernel/tls_rekey: observe in force, since the load" \
+	eval 'sysfs_policy observe && since_within $t0 $(date +%s)' 
+expect "status says what the kernel runs" 0 "in force:       observe since" "$tlsrekey" status
 link=$("$tlsrekey" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["link_id"])')
+sleep 1
+t0=$(date +%s)
 expect "replace observe with backoff --set max_attempts=2" 0 "" \
 	"$tlsrekey" replace backoff --set max_attempts=2
+tap_check "/sys/kernel/tls_rekey: backoff in force, since the replace" \
+	eval 'sysfs_policy backoff && since_within $t0 $(date +%s)'
 "$tlsrekey" status --json >"$tmp/status.json"
 tap_check "replace keeps the link, swaps the policy and its maps" \
 	[ "$(json_field "$tmp/status.json" 'j["policy"], j["link_id"], j["tunables"]["max_attempts"]')" = "backoff $link 2" -a \
@@ -158,8 +186,11 @@ tap_check "... keeps its maps (re-used by name) and takes the tunable" \
 	  "backoff $link 300 backoff_breakers backoff_conf backoff_stats" ]
 expect "stats --watch 1 --count 2" 0 "" "$tlsrekey" stats --watch 1 --count 2
 tap_check "stats --watch printed two rounds" [ "$(grep -c '^policy: backoff' "$tmp/out")" = 2 ]
+t0=$(date +%s)
 expect "unload after replace" 0 "" "$tlsrekey" unload
 tap_check "no pins after unload" no_pins
+tap_check "/sys/kernel/tls_rekey: the defaults (an empty line), since the unload" \
+	eval 'sysfs_policy "" && since_within $t0 $(date +%s)'
 
 # ---- detached by hand (link pin removed), maps left: a new load re-uses them
 expect "load backoff again" 0 "" "$tlsrekey" load backoff
@@ -403,7 +434,9 @@ expect "no bpffs mounted" 4 "mount -t bpf bpf /sys/fs/bpf" \
 # a kernel without the series: its BTF has no struct tls_rekey_ops
 llvm-objcopy-19 --dump-section .BTF="$tmp/old.btf" "$out/bpf/smoke_ca.bpf.o" "$tmp/scratch.o"
 expect "a kernel without struct tls_rekey_ops" 2 "no BTF type tls_rekey_ops" \
-	unshare -m sh -c "mount --bind $tmp/old.btf /sys/kernel/btf/vmlinux && exec $tlsrekey load observe"
+	unshare -m sh -c "mount --bind $tmp/old.btf /sys/kernel/btf/vmlinux &&
+		{ [ ! -e /sys/kernel/btf/tls ] || mount --bind $tmp/old.btf /sys/kernel/btf/tls; } &&
+		exec $tlsrekey load observe"
 tap_check "... leaves no pins" no_pins
 # ---- unprivileged users against an active policy: refused, nothing changes
 nobody="setpriv --reuid 65534 --regid 65534 --clear-groups"

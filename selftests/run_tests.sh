@@ -95,6 +95,15 @@ else
 	suites+=("tls:$out/tls$tls_rest" "tls_aes_only:$out/tls$tls_aes")
 fi
 
+# TLS and netdevsim are modules in the test kernel (built in elsewhere):
+# load them from the kernel's own module tree, which the guest mounts on
+# /lib/modules. A module that cannot load fails the run here, not in every
+# suite.
+for m in tls:/proc/net/tls_stat netdevsim:/sys/bus/netdevsim; do
+	[ -e "${m#*:}" ] || modprobe "${m%%:*}" ||
+		{ echo "# modprobe ${m%%:*} failed: no ${m#*:}"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+done
+
 xfail=()
 while read -r pat _; do
 	case "$pat" in ''|'#'*) ;; *) xfail+=("$pat") ;; esac

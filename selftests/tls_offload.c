@@ -1904,25 +1904,30 @@ struct policy {
 	struct bpf_link *link;
 };
 
-/* A value of enum tls_rekey_decision: not UAPI, the kernel's BTF has it, as
- * vmlinux.h has for the policies. INT_MIN if it is not there.
+/* A value of enum tls_rekey_decision: not UAPI, the kernel's BTF has it
+ * (vmlinux's, or tls.ko's where TLS is a module), as vmlinux.h has for the
+ * policies. INT_MIN if it is not there.
  */
 static int rekey_decision(const char *name)
 {
-	static struct btf *vmlinux;
+	static struct btf *vmlinux, *btf;
 	const struct btf_enum *e;
 	const struct btf_type *t;
-	int id, i;
+	int id = -1, i;
 
 	if (!vmlinux)
 		vmlinux = btf__load_vmlinux_btf();
-	id = vmlinux ? btf__find_by_name_kind(vmlinux, "tls_rekey_decision",
-					      BTF_KIND_ENUM) : -1;
+	if (!btf && vmlinux)
+		btf = btf__find_by_name_kind(vmlinux, "tls_rekey_decision",
+					     BTF_KIND_ENUM) >= 0 ? vmlinux :
+		      btf__load_module_btf("tls", vmlinux);
+	if (btf)
+		id = btf__find_by_name_kind(btf, "tls_rekey_decision", BTF_KIND_ENUM);
 	if (id < 0)
 		return INT_MIN;
-	t = btf__type_by_id(vmlinux, id);
+	t = btf__type_by_id(btf, id);
 	for (i = 0, e = btf_enum(t); i < btf_vlen(t); i++, e++)
-		if (!strcmp(btf__name_by_offset(vmlinux, e->name_off), name))
+		if (!strcmp(btf__name_by_offset(btf, e->name_off), name))
 			return e->val;
 	return INT_MIN;
 }

@@ -471,6 +471,24 @@ static int read_tls_stat(const struct netns *n, struct stat_line **out)
 
 /* ------------------------------------------------------------ status */
 
+/* What the kernel says is in force (/sys/kernel/tls_rekey): the policy's
+ * name, "" for the defaults, and since when; false on a kernel without it.
+ */
+static bool in_force(char *name, size_t size, long long *since)
+{
+	FILE *f = fopen("/sys/kernel/tls_rekey/policy", "r");
+	bool ok = f && fgets(name, size, f);
+
+	if (f)
+		fclose(f);
+	name[ok ? strcspn(name, "\n") : 0] = 0;
+	f = fopen("/sys/kernel/tls_rekey/policy_since", "r");
+	ok = ok && f && fscanf(f, "%lld", since) == 1;
+	if (f)
+		fclose(f);
+	return ok;
+}
+
 int cmd_status(void)
 {
 	struct tunable t[MAX_TUNABLES];
@@ -479,10 +497,13 @@ int cmd_status(void)
 	struct btf *btf = NULL, *ops_btf = NULL;
 	__u32 type_id = 0;
 	void *conf = NULL;
+	char when[64], kname[64];
+	long long ksince = 0;
+	bool kernel_says;
 	struct active a;
-	char when[64];
 	int err, i, nr = 0;
 	unsigned long long v;
+	time_t kt;
 
 	err = check_bpffs(false);
 	if (err)
@@ -497,10 +518,21 @@ int cmd_status(void)
 		about = policy_about(ops_btf);
 	}
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime(&a.since));
+	kernel_says = in_force(kname, sizeof(kname), &ksince);
 
 	if (json_wtr) {
 		jsonw_start_object(json_wtr);
 		jsonw_bool_field(json_wtr, "kernel_support", supported);
+		if (kernel_says) {	/* what the kernel runs, pinned here or not */
+			jsonw_name(json_wtr, "in_force");
+			jsonw_start_object(json_wtr);
+			if (*kname)
+				jsonw_string_field(json_wtr, "policy", kname);
+			else
+				jsonw_null_field(json_wtr, "policy");
+			jsonw_int_field(json_wtr, "since", ksince);
+			jsonw_end_object(json_wtr);
+		}
 		jsonw_string_field(json_wtr, "pin_dir", pin_dir);
 		if (!err) {
 			jsonw_null_field(json_wtr, "policy");
@@ -530,6 +562,13 @@ int cmd_status(void)
 
 	printf("kernel support: %s\n", supported ? "yes (struct tls_rekey_ops)" :
 	       "no (this kernel lacks the kernel/patches series)");
+	if (kernel_says) {
+		kt = ksince;
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime(&kt));
+		printf("in force:       %s since %s (/sys/kernel/tls_rekey)\n",
+		       *kname ? kname : "the kernel's default decisions", when);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime(&a.since));
+	}
 	if (!err) {
 		printf("policy:         none in %s; the kernel's default decisions apply\n", pin_dir);
 		goto out;

@@ -32,6 +32,7 @@ NSIM_DEBUGFS=/sys/kernel/debug/netdevsim
 # into NS, print its name.
 topo_port() {
 	local dev
+	[ -d $NSIM_BUS ] || modprobe netdevsim || return 1
 	echo "$1 1" >$NSIM_BUS/new_device || return 1
 	udevadm settle 2>/dev/null
 	# New ports appear in the init netns.
