@@ -109,10 +109,12 @@ static const struct command {
 	  "kernel's default decisions apply again. A socket in the middle of a\n"
 	  "key update finishes it with the defaults.\n" },
 	{ "status", "", 0,
-	  "Show whether the kernel supports policies, the active policy and what\n"
-	  "it decides, since when, its link and map ids, and its tunables with\n"
-	  "their meaning. JSON: {kernel_support, pin_dir, policy, about, since,\n"
-	  "link_id, struct_ops_map_id, maps: {name: id}, tunables: {name: value}}.\n" },
+	  "Show whether the kernel supports policies, which one it runs and since\n"
+	  "when (/sys/kernel/tls_rekey), the policy pinned in the pin directory and\n"
+	  "what it decides, since when, its link and map ids, and its tunables\n"
+	  "with their meaning. JSON: {kernel_support, in_force: {policy, since},\n"
+	  "pin_dir, policy, about, since, link_id, struct_ops_map_id,\n"
+	  "maps: {name: id}, tunables: {name: value}}.\n" },
 	{ "stats", "[-f FORMAT] [-n NETNS] [-o FILE] [-w SECONDS [-c N]]",
 	  OPT_NETNS | OPT_WATCH | OPT_COUNT | OPT_FORMAT | OPT_OUTPUT,
 	  "  -f, --format text|json|prometheus  (default text; json is -j)\n"
