@@ -117,7 +117,7 @@ colors = {"dev": "#66bb66", "sw": "#ffaa33", "refused": "#dd3333"}
 lanes = sorted({(socks[sk], d) for sk in socks for d in ("tx", "rx")})
 lane_y = {l: i + 1 for i, l in enumerate(lanes)}
 mode, since, segs, fails = {}, {}, [], []
-end = max(float(l.split(",")[0]) for l in open(out + "/samples.csv").readlines()[1:])
+end = max(float(l.split(",")[0]) for l in open(out + "/samples.csv").readlines()[2:])
 for line in open(out + "/trace.txt"):
     m = ev.search(line)
     if not m or m.group(2) == "retire":
@@ -149,8 +149,10 @@ with open(out + "/lanes.gp", "w") as w:
     for t, lane in fails:
         w.write('set arrow from %f, %f to %f, %f nohead lc rgb "black" lw 2\n'
                 % (t, lane_y[lane] - 0.45, t, lane_y[lane] + 0.45))
-# the run's events (policy load and replace, refusals injected), both plots
+# the run's events (policy load and replace, refusals injected) and its
+# time axis, for both plots
 with open(out + "/events.gp", "w") as w:
+    w.write("set xrange [0:%f]\n" % end)
     try:
         events = [l.rstrip("\n").split("\t") for l in open(out + "/events.txt")]
     except FileNotFoundError:
@@ -189,12 +191,12 @@ set terminal png size 1200,700 noenhanced
 set output "$out/demo.png"
 set multiplot title "TLS 1.3 bulk both ways over the simulated offload NIC; KeyUpdate every 4 MiB per direction; observe, then backoff"
 set lmargin 14
+set rmargin 24
 set datafile separator ","
-set xrange [0:*]
 set size 1, 0.52
 set origin 0, 0.42
 set ylabel "MiB/s"
-set key top right
+set key outside right top
 set format x ""
 load "$out/events.gp"
 plot "$out/samples.csv" using 1:2 every ::1 with lines lw 2 title "a -> b", \\
@@ -204,14 +206,14 @@ unset label
 set size 1, 0.42
 set origin 0, 0
 set format x "%g"
-set xlabel "time (s); SW windows shorter than 0.25 s drawn 0.25 s wide; black bars: the device refused the key"
+set xlabel "time (s); who encrypts each direction: SW windows drawn at least 0.25 s wide, black bars: the device refused a key"
 set ylabel "mode"
-set key below horizontal
+set key outside right top
 load "$out/lanes.gp"
 load "$out/events.gp"
-plot NaN with boxes fs solid fc rgb "#66bb66" title "device has the key", \\
-     NaN with boxes fs solid fc rgb "#ffaa33" title "SW window (new key not on the device yet)", \\
-     NaN with boxes fs solid fc rgb "#dd3333" title "SW after a refused key"
+plot NaN with boxes fs solid fc rgb "#66bb66" title "device", \\
+     NaN with boxes fs solid fc rgb "#ffaa33" title "SW window", \\
+     NaN with boxes fs solid fc rgb "#dd3333" title "SW, key refused"
 unset multiplot
 EOF
 
