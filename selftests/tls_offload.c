@@ -1151,10 +1151,10 @@ TEST_F_TIMEOUT(offload_rekey, bulk_with_key_updates, 900)
 /* Key updates 1 MiB apart, so that b's device decrypts when each
  * KeyUpdate arrives: what its context touched after the KeyUpdate (with the
  * old key) and had not yet handed to TCP when b installed the next key
- * (in its ring, in GRO or in an RPS backlog; netdevsim's rx_deferred
- * profile holds it there) must be put back with the old key, not the new.
- * (512 KiB apart, on the debug kernel the device opened a quarter of the
- * records it opens on a normal one, and held no frame at any update.)
+ * (in its ring, in GRO or in an RPS backlog) must be put back with the old
+ * key, not the new. netdevsim's rx_deferred profile holds its ring from the
+ * first record the old key fails to authenticate until b deletes that key,
+ * so every update the device was in step for leaves such frames.
  */
 TEST_F_TIMEOUT(offload_rekey, rx_updates_while_device_decrypts, 300)
 {
