@@ -1151,12 +1151,14 @@ TEST_F_TIMEOUT(offload_rekey, bulk_with_key_updates, 900)
 /* Key updates 1 MiB apart, so that b's device decrypts when each
  * KeyUpdate arrives: what its context touched after the KeyUpdate (with the
  * old key) and had not yet handed to TCP when b installed the next key
- * (in its ring, in GRO or in an RPS backlog; netdevsim's rx_deferred
- * profile holds it there) must be put back with the old key, not the new.
+ * (in its ring, in GRO or in an RPS backlog) must be put back with the old
+ * key, not the new. netdevsim's rx_deferred profile holds its ring from the
+ * first record the old key fails to authenticate until b deletes that key,
+ * so every update the device was in step for leaves such frames.
  */
 TEST_F_TIMEOUT(offload_rekey, rx_updates_while_device_decrypts, 300)
 {
-	unsigned long long bytes = 32ULL << 20;
+	unsigned long long bytes = 48ULL << 20;
 	int rcvbuf = 256 << 10;
 	long long adds, opened, held;
 	struct rk_send tx;
@@ -1171,7 +1173,7 @@ TEST_F_TIMEOUT(offload_rekey, rx_updates_while_device_decrypts, 300)
 	adds = dev_stat(NSIM_B, "adds");
 	opened = dev_stat(NSIM_B, "rx_records");
 	held = dev_stat(NSIM_B, "rx_held_decrypted");
-	rk_run(_metadata, self, bytes, 512 << 10, false, false, &tx, &rx);
+	rk_run(_metadata, self, bytes, 1 << 20, false, false, &tx, &rx);
 	rk_check_rx(_metadata, &rx, adds, opened);
 	held = dev_stat(NSIM_B, "rx_held_decrypted") - held;
 	TH_LOG("rx: %lld frames decrypted by a deleted context reached TCP late", held);
