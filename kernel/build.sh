@@ -42,14 +42,21 @@ if [ -n "$need_config" ]; then
 	kmake tinyconfig >/dev/null
 	"$tree/scripts/kconfig/merge_config.sh" -m -O "$out" "$config" "${frags[@]}" >/dev/null
 	kmake olddefconfig >/dev/null
-	# Every option named in a fragment must hold, or the guest silently lacks it.
+	# Every option named in a fragment must hold (as the last fragment
+	# naming it sets it), or the guest silently lacks it.
 	bad=0
+	declare -A want=()
 	while IFS= read -r line; do
-		case "$line" in
-		CONFIG_*=n) opt=${line%%=*}; grep -q "^$opt=" "$config" && { echo "  config: $opt should be off" >&2; bad=1; } ;;
-		CONFIG_*=*) grep -qxF "$line" "$config" || { echo "  config: '$line' did not stick (dependency missing?)" >&2; bad=1; } ;;
-		esac
+		case "$line" in CONFIG_*=*) want[${line%%=*}]=${line#*=} ;; esac
 	done < <(cat "${frags[@]}")
+	for opt in "${!want[@]}"; do
+		if [ "${want[$opt]}" = n ]; then
+			grep -q "^$opt=" "$config" && { echo "  config: $opt should be off" >&2; bad=1; }
+		else
+			grep -qxF "$opt=${want[$opt]}" "$config" ||
+				{ echo "  config: '$opt=${want[$opt]}' did not stick (dependency missing?)" >&2; bad=1; }
+		fi
+	done
 	[ $bad = 0 ] || { rm -f "$config"; echo "kernel/build.sh: config fragment not satisfied" >&2; exit 1; }
 fi
 

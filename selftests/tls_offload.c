@@ -2908,7 +2908,7 @@ TEST_F_TIMEOUT(rekey_policy, invalid_answers_take_default, 120)
  * Regression: they were UAPI #defines, which no policy could see in
  * vmlinux.h.
  */
-TEST_F_TIMEOUT(rekey_policy, decisions_in_btf, 30)
+TEST_F_TIMEOUT(rekey_policy, decisions_in_btf, 120)
 {
 	EXPECT_NE(rekey_decision("TLS_REKEY_STAY_SW"), INT_MIN);
 	EXPECT_NE(rekey_decision("TLS_REKEY_INSTALL"), INT_MIN);
