@@ -50,7 +50,7 @@ VM_RUN     := $(TOP)/vm/run --kernel $(BZIMAGE) --timeout $(VM_TIMEOUT) $(VM_FLA
 
 .PHONY: all deps kernel kernel-builtin tools bpf user selftests test demo kernel-export kernel-reset \
 	install uninstall \
-	kernel-tree clean distclean help bench stress test-full upstream-kernel test-upstream FORCE
+	kernel-tree clean distclean help bench stress test-full upstream-kernel test-upstream series-check FORCE
 .DEFAULT_GOAL := all
 
 all: kernel tools bpf user selftests
@@ -180,6 +180,13 @@ test-full: all kernel-builtin ## make test, longest variants included (every tls
 	@$(TOP)/vm/run --kernel $(BZIMAGE) --timeout 10800 $(VM_FLAGS) -- env TLS_FULL=1 \
 		SLOW_KERNEL="$(DEBUG)" SUITE_TIMEOUT=4800 OPENSSL_MODES="$(OPENSSL_FULL)" \
 		$(TOP)/selftests/run_tests.sh $(B)/selftests $(SUITES)
+
+# The series as a reviewer's bots take it: each patch of kernel/patches on
+# top of the previous ones builds, passes checkpatch.pl --strict (but for
+# kernel/checkpatch-exceptions) and boots into the smoke suite.
+# SERIES="FIRST [LAST]" checks some of them.
+series-check: tools selftests ## build, checkpatch and boot (smoke) the kernel series one patch at a time (not in CI)
+	@JOBS=$(JOBS) $(TOP)/kernel/series-check.sh $(SERIES)
 
 # Upstream's kernel (no series) as a second guest kernel: tls_rekey and the
 # OpenSSL suite in SW mode on it tell a bug of the series from one of OpenSSL

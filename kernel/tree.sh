@@ -18,6 +18,8 @@ patches=$top/kernel/patches
 tarball=${KERNEL_TARBALL:-/usr/src/linux-source-6.12.tar.xz}
 base=base
 stamp=$tree/.git/patch-queue.md5
+# the series' cover letter: written by hand, kept by export, never applied
+cover=0000-cover-letter.patch
 
 die() { echo "kernel/tree.sh: $*" >&2; exit 1; }
 git_t() { git -C "$tree" -c user.name=tree -c user.email=tree@localhost "$@"; }
@@ -60,6 +62,7 @@ apply_queue() {
 	local p n=0
 	for p in "$patches"/*.patch; do
 		[ -e "$p" ] || break
+		[ "${p##*/}" = "$cover" ] && continue
 		if ! git_t am -q --keep-cr "$p" >/dev/null 2>"$tree/.git/am.err"; then
 			cat "$tree/.git/am.err" >&2
 			git_t am --abort >/dev/null 2>&1 || true
@@ -96,10 +99,26 @@ export_queue() {
 	[ -d "$tree/.git" ] || die "no kernel tree at $tree"
 	[ -z "$(git_t status --porcelain --untracked-files=no)" ] ||
 		die "$tree has uncommitted edits: commit them first"
-	rm -f "$patches"/*.patch
+	find "$patches" -name '*.patch' ! -name "$cover" -delete
 	git_t format-patch -q --no-signature --zero-commit -o "$patches" "$base"..HEAD
 	queue_md5 >"$stamp"
-	echo "  EXPORT  $(ls "$patches" | grep -c '\.patch$' || true) patch(es) to kernel/patches"
+	echo "  EXPORT  $(ls "$patches" | grep -v "^$cover\$" | grep -c '\.patch$' || true) patch(es) to kernel/patches"
+	if [ -f "$patches/$cover" ]; then cover_refresh; fi
+}
+
+# The cover letter ends with the series' shortlog and diffstat, as
+# git format-patch --cover-letter writes them: refreshed at each export.
+cover_refresh() {
+	local f=$patches/$cover tmp
+	tmp=$(mktemp)
+	sed '/^-- $/,$d; /^[A-Za-z].* ([0-9]*):$/,$d' "$f" >"$tmp"
+	{
+		cat "$tmp"
+		git_t shortlog "$base"..HEAD
+		git_t diff --stat=72 "$base" HEAD
+		printf -- '-- \n'
+	} >"$f"
+	rm -f "$tmp"
 }
 
 case "${1:-}" in

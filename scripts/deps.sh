@@ -11,6 +11,8 @@ pkgs=(
 	clang-19 llvm-19 llvm-19-dev libcap-dev pkg-config
 	# the guest and what tests run in it
 	qemu-system-x86 iproute2 ethtool openssl util-linux procps kmod
+	# make series-check: checkpatch.pl's SPDX check
+	python3-ply python3-git
 	# the loader's tests: its Prometheus output (promtool), its man page
 	prometheus man-db
 	# the demo's picture

@@ -84,7 +84,8 @@ suite_limit=${SUITE_TIMEOUT:-1500}
 # openssl: OPENSSL_MODES, the modes and runs of openssl.sh (default 1 + 1
 # lossy runs per mode; `make test-full`: more).
 stress_secs=${STRESS_SECONDS:-60}
-suites=("smoke:$here/smoke.sh $out" "tls_rekey:$out/tls_rekey" "badinput:$out/tls_badinput"
+suites=("smoke:$here/smoke.sh $out" "nsim_tls:$out/nsim_tls_device" "tls_rekey:$out/tls_rekey"
+	"badinput:$out/tls_badinput"
 	"loader:$here/loader.sh $out" "tls_offload:$offload" "offload_trusting:$trusting"
 	"offload_rx_deferred:$rx_deferred"
 	"stress:$out/tls_stress -t $stress_secs" "bench:$here/../bench/bench.sh $out/.. --quick"
