@@ -114,7 +114,7 @@ cover_refresh() {
 	sed '/^-- $/,$d; /^[A-Za-z].* ([0-9]*):$/,$d' "$f" >"$tmp"
 	{
 		cat "$tmp"
-		git_t shortlog "$base"..HEAD
+		git_t shortlog -w72,6,9 "$base"..HEAD
 		git_t diff --stat=72 "$base" HEAD
 		printf -- '-- \n'
 	} >"$f"
