@@ -81,8 +81,9 @@ for ((i = first; i <= last; i++)); do
 	if ! KTREE=$tree JOBS=$jobs "$top/kernel/build.sh" "$out" "$top/kernel/config" >>"$log" 2>&1; then
 		build=FAIL
 	elif grep -q '^diff --git a/tools/bpf/bpftool/' "$p" &&
-	     ! make -s -C "$tree/tools/bpf/bpftool" OUTPUT="$work/bpftool/" CLANG=clang-19 \
-		LLVM_STRIP=llvm-strip-19 LLVM_CONFIG=llvm-config-19 -j"$jobs" >>"$log" 2>&1; then
+	     ! { mkdir -p "$work/bpftool" &&
+		 make -s -C "$tree/tools/bpf/bpftool" OUTPUT="$work/bpftool/" CLANG=clang-19 \
+			LLVM_STRIP=llvm-strip-19 LLVM_CONFIG=llvm-config-19 -j"$jobs"; } >>"$log" 2>&1; then
 		build=FAIL
 	fi
 	secs=$(($(date +%s) - start))
