@@ -214,7 +214,7 @@ demo: all ## boot the VM: bulk TLS both ways with key updates, faults, policies;
 
 bench: all ## boot the VM, run the benchmarks, print the table; build/bench/results.json
 	@rm -rf $(B)/bench
-	@$(VM_RUN) --out $(B)/bench -- $(TOP)/bench/bench.sh $(B)
+	@$(VM_RUN) --out $(B)/bench -- $(TOP)/bench/bench.sh $(B) $(if $(FIGS),--figs "$(FIGS)")
 	@echo "results: $(B)/bench/results.json (raw runs: $(B)/bench/raw.txt)"
 
 # ---------------------------------------------------------------- install

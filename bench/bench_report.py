@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
-# The table of `make bench` from selftests/bench.sh's measurements:
-#   bench_report.py OUT_DIR [--quick]
+# The table and pictures of `make bench` from bench/bench.sh's measurements:
+#   bench_report.py OUT_DIR [--quick] [--figs "N..."]
 # reads OUT_DIR/raw.txt (one KEY=VALUE line per run) and OUT_DIR/trace.*.txt
 # (the tls_device_rekey_* tracepoints of the figure 2/3 runs), prints one
-# table and writes OUT_DIR/results.json. Each figure is a ratio or count
-# against its reference of the same run: median over the repetitions (or
-# key updates), spread as [min, max] (p10, p90 for latencies). Targets are
-# printed with the figure; absolute times are printed, never judged.
+# table, writes OUT_DIR/results.json and draws OUT_DIR/fig*.png (gnuplot).
+# Each figure is a ratio or count against its reference of the same run:
+# the median over the repetitions (each a pair of runs side by side) or over
+# the key updates, with its 95% confidence interval. A target is judged only
+# when that interval lies on one side of it: met, NOT MET, or inconclusive.
+# Absolute times are printed, never judged.
 # With --quick (the `bench` suite of make test) the figures are checked for
 # completeness and the device counts for exactness, as TAP.
 import json
+import math
+import os
 import re
+import subprocess
 import statistics
 import sys
 
 out = sys.argv[1]
 quick = "--quick" in sys.argv[2:]
+# the figures measured (bench.sh --figs): the others are left out of the table
+shown = {int(f) for f in sys.argv[sys.argv.index("--figs") + 1].split()} \
+    if "--figs" in sys.argv else set(range(1, 9))
 
 runs = []
 for line in open(out + "/raw.txt"):
@@ -59,10 +67,27 @@ def spread(xs):
     return [min(xs), max(xs)] if xs else None
 
 
-def by_rep(fig_a, case_a, fig_b, case_b, key):
-    """Per-repetition ratios b/a of @key, paired by repetition."""
-    a = {r["rep"]: r[key] for r in pick(fig_a, case=case_a)}
-    b = {r["rep"]: r[key] for r in pick(fig_b, case=case_b)}
+def median_ci(xs, level=0.95):
+    """The distribution-free confidence interval of the median: order
+    statistics x(k) and x(n+1-k), k the largest whose coverage (each sample
+    is below the median with probability 1/2) is at least @level. None
+    below 6 samples, where even [min, max] covers less."""
+    xs, n = sorted(xs), len(xs)
+    k, tail = 0, 0.0
+    for j in range(n // 2):
+        tail += math.comb(n, j) / 2**n
+        if 2 * tail > 1 - level:
+            break
+        k = j + 1
+    return [xs[k - 1], xs[n - k]] if k else None
+
+
+def by_rep(fig_a, case_a, fig_b, case_b, value):
+    """Per-repetition ratios b/a of @value (a key, or a function of a run),
+    the two runs of each pair made side by side."""
+    get = value if callable(value) else (lambda r: r[value])
+    a = {r["rep"]: get(r) for r in pick(fig_a, case=case_a)}
+    b = {r["rep"]: get(r) for r in pick(fig_b, case=case_b)}
     return [b[i] / a[i] for i in sorted(a) if i in b and a[i]]
 
 
@@ -70,12 +95,36 @@ def cpu_per_gib(r):
     return r["cpu_s"] / (r["bytes"] / 2**30)
 
 
+def judge(target, ci):
+    """met when the whole interval is on the target's side, NOT MET when it
+    is all on the other, else inconclusive (so is a figure without one)"""
+    if ci is None:
+        return "inconclusive"
+    op, bound = target.split()
+    good, bad = (ci[0] >= float(bound), ci[1] < float(bound)) if op == ">=" else \
+        (ci[1] <= float(bound), ci[0] > float(bound))
+    return "met" if good else "NOT MET" if bad else "inconclusive"
+
+
 figures = {}
-rows = []  # (figure, what, median, spread, target, met)
+rows = []  # (figure, what, median, interval, n, target, verdict)
 
 
-def row(fig, what, m, sp, target=None, ok=None):
-    rows.append((fig, what, m, sp, target, ok))
+def row(fig, what, xs=None, target=None, exact=None, m=None):
+    """One line of the table: the median of samples @xs and its interval,
+    @target judged on it; or an exact count (@exact: it holds or not) or a
+    derived value @m, not judged."""
+    ci = median_ci(xs) if xs else None
+    if xs:
+        m = med(xs)
+    verdict = None
+    if exact is not None:
+        verdict = "met" if exact else "NOT MET"
+    elif target and target.split()[0] in (">=", "<="):
+        verdict = judge(target, ci)
+    rows.append((fig, what, m, ci, len(xs) if xs else None, target, verdict))
+    return {"median": m, "ci95": ci, "n": len(xs) if xs else None,
+            "spread": spread(xs) if xs else None, "target": target, "verdict": verdict}
 
 
 # 1: per-ACK overhead
@@ -86,35 +135,36 @@ for case in ("none", "observe", "pending"):
                 "mibps_spread": spread([r["mibps"] for r in rs]),
                 "cpu_s_per_gib": med([cpu_per_gib(r) for r in rs]),
                 "hw_share": med([r["hw_records"] / r["records"] for r in rs])}
-for case in ("observe", "pending"):
-    thr = by_rep(1, "none", 1, case, "mibps")
-    cpu = [b / a for a, b in zip([cpu_per_gib(r) for r in pick(1, case="none")],
-                                 [cpu_per_gib(r) for r in pick(1, case=case)])]
-    f1[case + "_vs_none"] = {"throughput_ratio": med(thr), "throughput_spread": spread(thr),
-                             "cpu_per_byte_ratio": med(cpu), "cpu_spread": spread(cpu)}
+f1["observe_vs_none"] = {
+    "throughput": row(1, "throughput observe/none", by_rep(1, "none", 1, "observe", "mibps"),
+                      ">= 0.98"),
+    "cpu_per_byte": row(1, "  CPU per byte observe/none",
+                        by_rep(1, "none", 1, "observe", cpu_per_gib))}
+f1["pending_vs_none"] = {
+    "throughput": row(1, "throughput update every 256K/none",
+                      by_rep(1, "none", 1, "pending", "mibps")),
+    "cpu_per_byte": row(1, "  CPU per byte update every 256K/none",
+                        by_rep(1, "none", 1, "pending", cpu_per_gib))}
+row(1, "  records the device sealed, update every 256K",
+    [r["hw_records"] / r["records"] for r in pick(1, case="pending")])
 figures["1_per_ack_overhead"] = f1
-o = f1["observe_vs_none"]
-row(1, "throughput observe/none (b/a)", o["throughput_ratio"], o["throughput_spread"],
-    ">= 0.98", o["throughput_ratio"] is not None and o["throughput_ratio"] >= 0.98)
-row(1, "CPU per byte observe/none", o["cpu_per_byte_ratio"], o["cpu_spread"])
-p = f1["pending_vs_none"]
-row(1, "throughput update every 256K/none (c/a)", p["throughput_ratio"], p["throughput_spread"])
-row(1, "CPU per byte update every 256K/none", p["cpu_per_byte_ratio"], p["cpu_spread"])
-row(1, "records the device sealed, update every 256K", f1["pending"]["hw_share"], None)
 
 # 2 and 3: the SW windows, from the tracepoints
 ev = re.compile(r"\s(\d+\.\d+): tls_device_rekey_(\w+): sk=(\S+) (.*)")
-f2, all_ratios, all_raw, all_delays, unpaced, immediate = [], [], [], [], [], 0
-delay_sends, send_ms = [], []
+f2, all_ratios, all_delays, unpaced, immediate = [], [], [], [], 0
+delay_sends, send_ms, points2 = [], [], []  # points2: (run, floor, SW bytes)
 for r in pick(2):
     path = "%s/trace.rtt%d.%s.txt" % (out, r["rtt_ms"], "sndbuf%d.paced" % r["sndbuf"]
                                       if r["paced"] else "unpaced")
     # the floor of each window: what was in flight, or one round trip
-    # (TCP's srtt at the update) of the application's data if more
-    rate = (3 if r["paced"] else r["mibps"]) * 2**20 / 1e6  # bytes per us
+    # (TCP's srtt at the update) of the application's data if more, at the
+    # rate it sent (the pace, or less when it could not keep it)
+    rate = (min(r["pace_mibps"], r["mibps"]) if r["paced"] else r["mibps"]) * 2**20 / 1e6
     rtts = [int(x) for x in str(r["srtt_us"]).split(",")]
     starts, retired, ratios, raw, delays, sends = {}, {}, [], [], [], {}
+    retired_bytes, after_retire = {}, []
     updates = 0
+    label = "RTT %d ms, sndbuf %dK" % (r["rtt_ms"], r["sndbuf"] >> 10) if r["paced"] else None
     for line in open(path):
         if "tracing_mark_write: send" in line:
             for sk in retired:
@@ -130,14 +180,22 @@ for r in pick(2):
             updates += 1
         elif kind == "retire":
             retired[sk] = t
+            retired_bytes[sk] = int(f["sw_bytes"])
             sends[sk] = 0
         elif kind == "reinstall" and f["direction"] == "1" and sk in starts:
             inflight, srtt = starts.pop(sk)
             if inflight == 0:
                 immediate += 1
                 continue
-            ratios.append(int(f["sw_bytes"]) / max(inflight, rate * srtt))
+            floor = max(inflight, rate * srtt)
+            ratios.append(int(f["sw_bytes"]) / floor)
             raw.append(int(f["sw_bytes"]) / inflight)
+            if label:
+                points2.append((label, floor, int(f["sw_bytes"])))
+            # what the mechanism added: bytes sent in SW after the ACK of
+            # the old key's last byte
+            if sk in retired_bytes:
+                after_retire.append(int(f["sw_bytes"]) - retired_bytes.pop(sk))
             if sk in retired and r["paced"]:
                 delays.append((t - retired.pop(sk)) * 1e3)
                 delay_sends.append(sends.pop(sk))
@@ -147,47 +205,42 @@ for r in pick(2):
                "sw_over_inflight": med(raw), "raw_spread": spread(raw),
                "srtt_us": med(rtts),
                "inflight_mean_b": r["outq_sum"] / max(r["points"], 1),
-               "reinstall_delay_sends": med(delays), "mibps": r["mibps"]})
+               "reinstall_delay_ms": med(delays), "mibps": r["mibps"],
+               "sw_bytes_after_retire": med(after_retire),
+               "pace_skips": r["pace_skips"], "pace_skipped_s": r["pace_skipped_s"]})
     send_ms.append(r["send_us"] / 1e3)
     if not r["paced"]:
         unpaced += ratios
         row(2, "  unpaced, RTT %d ms (SW path faster than the simulated device)"
-            % r["rtt_ms"], med(ratios), spread(ratios))
-        all_raw += raw
+            % r["rtt_ms"], ratios)
         continue
     all_ratios += ratios
-    all_raw += raw
     all_delays += delays
     row(2, "SW bytes / floor, RTT %d ms (srtt %.1f ms), sndbuf %d K" % (
-        r["rtt_ms"], med(rtts) / 1e3, r["sndbuf"] >> 10), med(ratios), spread(ratios))
-    row(2, "  SW bytes / bytes in flight alone", med(raw), spread(raw))
-m2 = med(all_ratios)
-figures["2_sw_window"] = {"runs": f2, "median": m2, "spread": spread(all_ratios),
-                          "unpaced_median": med(unpaced),
-                          "floor": "max(bytes in flight, pacing rate x srtt)",
-                          "updates": len(all_ratios), "installed_at_once": immediate}
-row(2, "SW bytes / floor, all %d paced updates" % len(all_ratios), m2, spread(all_ratios),
-    "<= 1.2", m2 is not None and m2 <= 1.2)
-m3 = med(delay_sends)
-figures["3_reinstall_delay"] = {"median_sends": m3, "sends_spread": spread(delay_sends),
-                                "median_ms": med(all_delays), "ms_spread": spread(all_delays),
-                                "send_interval_ms": med(send_ms), "windows": len(all_delays)}
+        r["rtt_ms"], med(rtts) / 1e3, r["sndbuf"] >> 10), ratios)
+    row(2, "  SW bytes after the old key retired (%.2f MiB/s, %d sends late)" % (
+        r["mibps"], r["pace_skips"]), after_retire)
+figures["2_sw_window"] = {"runs": f2, "unpaced_median": med(unpaced),
+                          "floor": "max(bytes in flight, sending rate x srtt)",
+                          "installed_at_once": immediate,
+                          "all_paced": row(2, "SW bytes / floor, all %d paced updates"
+                                           % len(all_ratios), all_ratios, "<= 1.2")}
 # the device gets the key at the first send after a grace period from the
 # retirement (12 ms here: 3 ticks at HZ=250); the sends before it go in SW
-m3ms = med(all_delays)
-row(3, "retire -> device key in ms (a grace period and a send interval, %.1f ms)"
-    % (med(send_ms) or 0), m3ms, spread(all_delays), "<= 20",
-    m3ms is not None and m3ms <= 20)
-row(3, "  send() calls started meanwhile (in SW)", m3, spread(delay_sends))
+figures["3_reinstall_delay"] = {
+    "ms": row(3, "retire -> device key in ms (a grace period and a send interval, %.1f ms)"
+              % (med(send_ms) or 0), all_delays, "<= 20"),
+    "sends": row(3, "  send() calls started meanwhile (the last one to the device)",
+                 delay_sends)}
 
 # 4: a key update every MiB
-thr = by_rep(1, "none", 4, "every_mib", "mibps")
-hw = [r["hw_records"] / r["records"] for r in pick(4)]
-figures["4_update_every_mib"] = {"throughput_ratio": med(thr), "spread": spread(thr),
-                                 "hw_share": med(hw),
-                                 "mibps": med([r["mibps"] for r in pick(4)])}
-row(4, "throughput update every MiB / none", med(thr), spread(thr), ">= 0.9",
-    med(thr) is not None and med(thr) >= 0.9)
+figures["4_update_every_mib"] = {
+    "throughput": row(4, "throughput update every MiB / none",
+                      by_rep(1, "none", 4, "every_mib", "mibps"), ">= 0.9"),
+    "cpu_per_byte": row(4, "  CPU per byte update every MiB / none",
+                        by_rep(1, "none", 4, "every_mib", cpu_per_gib)),
+    "hw_share": med([r["hw_records"] / r["records"] for r in pick(4)]),
+    "mibps": med([r["mibps"] for r in pick(4)])}
 
 # 5: setsockopt(TLS_TX) and setsockopt(TLS_RX) latency
 f5 = {}
@@ -197,31 +250,36 @@ for r in pick(5):
             r["case"], r["device"], "" if r["offloaded"] else " not"))
 fig5_cases = {"idle": "TX, nothing in flight", "busy": "TX, record in flight",
               "rx_idle": "RX, nothing queued", "rx_busy": "RX, a record queued"}
+samples5 = {}  # (case, device) -> every call's time in us, for the picture
 for case in fig5_cases:
-    hw = pick(5, case=case, offloaded=1, device="on")
-    sw = pick(5, case=case, offloaded=0, device="off")
-    if not hw or not sw:
-        note("fig5", "%s: no run %s" % (case, "offloaded" if not hw else "in SW"))
+    ratios, pooled = [], {"on": [], "off": []}
+    hws = {r["rep"]: r for r in pick(5, case=case, offloaded=1, device="on")}
+    sws = {r["rep"]: r for r in pick(5, case=case, offloaded=0, device="off")}
+    for rep in sorted(set(hws) & set(sws)):
+        hw, sw = hws[rep], sws[rep]
+        pooled["on"] += [float(x) for x in str(hw["samples_us"]).split(",")]
+        pooled["off"] += [float(x) for x in str(sw["samples_us"]).split(",")]
+        if not sw["median_us"] or not sw["p10_us"]:
+            note("fig5", "the SW latency measured 0 us: the clock is too coarse")
+            continue
+        ratios.append(hw["median_us"] / sw["median_us"])
+    if not ratios:
+        note("fig5", "%s: no pair of runs offloaded and in SW" % case)
         continue
-    hw, sw = hw[0], sw[0]
-    if not sw["median_us"] or not sw["p10_us"]:
-        note("fig5", "the SW latency measured 0 us: the clock is too coarse")
-        continue
-    ratio = hw["median_us"] / sw["median_us"]
-    f5[case] = {"offloaded_us": hw["median_us"], "offloaded_p10_p90": [hw["p10_us"], hw["p90_us"]],
-                "sw_us": sw["median_us"], "sw_p10_p90": [sw["p10_us"], sw["p90_us"]],
-                "ratio": ratio, "n": hw["n"]}
-    swrec = ""
-    if "sw_records_median" in hw:
-        f5[case]["sw_records_median"] = hw["sw_records_median"]
-        f5[case]["sw_records_max"] = hw["sw_records_max"]
-        swrec = ", %d (max %d) SW records" % (hw["sw_records_median"], hw["sw_records_max"])
-    row(5, "setsockopt %s: %.0f / %.0f us%s" % (
-        fig5_cases[case], hw["median_us"], sw["median_us"], swrec),
-        ratio, [hw["p10_us"] / sw["p90_us"], hw["p90_us"] / sw["p10_us"]], "<= 2", ratio <= 2)
+    samples5.update({(case, dev): xs for dev, xs in pooled.items()})
+    swrec = [r["sw_records_median"] for r in hws.values() if "sw_records_median" in r]
+    f5[case] = row(5, "setsockopt %s: %.0f / %.0f us%s" % (
+        fig5_cases[case], med(pooled["on"]), med(pooled["off"]),
+        ", %d SW records" % med(swrec) if swrec else ""), ratios, "<= 2")
+    f5[case].update({"offloaded_us": med(pooled["on"]), "sw_us": med(pooled["off"]),
+                     "offloaded_p10_p90": [sorted(pooled["on"])[len(pooled["on"]) // 10],
+                                           sorted(pooled["on"])[len(pooled["on"]) * 9 // 10]],
+                     "calls": len(pooled["on"])})
+    if swrec:
+        f5[case]["sw_records_median"] = med(swrec)
 figures["5_setsockopt_latency"] = f5
 
-# 6: scale (ACKs 200 ms late: every update pending at once)
+# 6: scale (ACKs late: every update pending at once)
 f6 = []
 base = pick(6, conns=1)
 for r in sorted(pick(6), key=lambda r: r["conns"]):
@@ -233,7 +291,7 @@ for r in sorted(pick(6), key=lambda r: r["conns"]):
                "cpu_per_ack_vs_1": per_ack, "left_in_sw": r["in_window_after"]})
     row(6, "%d conns (%d pending): all in HW %.2f s after the ACKs, %.0f B/update"
         % (r["conns"], r["in_window"], r["back_in_hw_s"] - r["acked_s"], r["slab_per_update_b"]),
-        per_ack, None, "CPU/ACK vs 1 conn ~1", None)
+        m=per_ack, target="CPU/ACK vs 1 conn ~1")
 figures["6_scale"] = f6
 
 # 7: device work per key update: per SW window (TlsTx/RxRekeyDeviceSw),
@@ -266,7 +324,7 @@ for name, rs in (("one_key", pick(4)), ("three_keys", pick(7))):
     row(7, "%s: %d updates; TX %d windows: add/del %.2f/%.2f; RX %d: %.2f/%.2f" % (
         name.replace("_", " "), tot["rekeys"], tot["tx_windows"], v["tx_adds_per_window"],
         v["tx_dels_per_window"], tot["rx_windows"], v["rx_adds_per_window"],
-        v["rx_dels_per_window"]), None, None, "exactly 1", exact)
+        v["rx_dels_per_window"]), target="exactly 1", exact=exact)
 figures["7_device_work"] = f7
 
 # 8: a socket kept in SW against a SW socket
@@ -275,9 +333,10 @@ thr8 = by_rep(8, "sw", 8, "stay_sw", "mibps")
 if not all(r["tx_adds"] == 0 and r["tx_windows"] == 1 for r in pick(8, case="stay_sw")):
     note("fig8", "the device took a key it was to refuse, or the socket left SW")
     thr8 = []
-figures["8_stay_sw"] = {"throughput_ratio": med(thr8), "spread": spread(thr8)}
-row(8, "throughput kept in SW / SW socket", med(thr8), spread(thr8), ">= 0.9",
-    med(thr8) is not None and med(thr8) >= 0.9)
+figures["8_stay_sw"] = {
+    "throughput": row(8, "throughput kept in SW / SW socket", thr8, ">= 0.9"),
+    "cpu_per_byte": row(8, "  CPU per byte kept in SW / SW socket",
+                        by_rep(8, "sw", 8, "stay_sw", cpu_per_gib) if thr8 else [])}
 
 json.dump({"figures": figures, "runs": runs}, open(out + "/results.json", "w"), indent=1)
 
@@ -286,11 +345,82 @@ def fmt(x):
     return "-" if x is None else "%.3g" % x
 
 
-print("\n%-3s %-62s %8s %17s  %s" % ("fig", "measurement", "median", "spread", "target"))
-for fig, what, m, sp, target, ok in rows:
-    sp_s = "[%s, %s]" % (fmt(sp[0]), fmt(sp[1])) if sp else ""
-    verdict = "" if target is None else target + ("" if ok is None else (": met" if ok else ": NOT MET"))
-    print("%-3d %-62s %8s %17s  %s" % (fig, what, fmt(m), sp_s, verdict))
+print("\n%-3s %-66s %7s %17s %4s  %s" % ("fig", "measurement", "median", "95% CI", "n",
+                                         "target: verdict"))
+for fig, what, m, ci, n, target, verdict in (r for r in rows if r[0] in shown):
+    ci_s = "[%s, %s]" % (fmt(ci[0]), fmt(ci[1])) if ci else ""
+    judged = "" if target is None else target + ("" if verdict is None else ": " + verdict)
+    print("%-3d %-66s %7s %17s %4s  %s" % (fig, what, fmt(m), ci_s, n or "", judged))
+print("# the interval: distribution-free, of the median; a target is met or NOT MET"
+      " only when the whole interval is on one side of it")
+
+
+
+def draw():
+    """build/bench/fig2.png, fig5.png, fig6.png with gnuplot, for the
+    figures measured in this run; their data in OUT_DIR/plot/"""
+    d = out + "/plot"
+    os.makedirs(d, exist_ok=True)
+    gp = ["set terminal png size 1200,600 noenhanced", "set key top left", "set grid"]
+    if points2:
+        labels = sorted({p[0] for p in points2}, key=lambda x: [int(t) for t in re.findall(r"\d+", x)])
+        plots = []
+        for i, label in enumerate(labels):
+            with open("%s/fig2-%d.dat" % (d, i), "w") as f:
+                f.writelines("%.1f %.1f\n" % (fl / 1024, sw / 1024)
+                             for lab, fl, sw in points2 if lab == label)
+            plots.append('"%s/fig2-%d.dat" using 1:2 with points pt %d ps 1.5 title "%s"'
+                         % (d, i, i + 4, label))
+        gp += ['set output "%s/fig2.png"' % out,
+               'set title "Figure 2: SW bytes of each paced TX key update against its floor"',
+               'set xlabel "floor: max(bytes in flight, sending rate x srtt) (KiB)"',
+               'set ylabel "sent in SW (KiB)"', "set logscale xy",
+               "plot " + ", ".join(plots + ['x with lines dt 2 lc "black" title "floor"',
+                                            '1.2*x with lines lc "red" title "target: 1.2 x floor"']),
+               "unset logscale", "unset title"]
+    if samples5:
+        gp += ['set output "%s/fig5.png"' % out,
+               'set multiplot layout 2,2 title "Figure 5: setsockopt latency,'
+               ' offloaded socket vs SW socket (every call, %d repetitions side by side)"'
+               % len({r["rep"] for r in pick(5)}),
+               'set ylabel "fraction of calls"', 'set xlabel "us"', "set logscale x",
+               "set key bottom right",
+               "set yrange [0:1]"]
+        for case, what in fig5_cases.items():
+            if (case, "on") not in samples5:
+                continue
+            for dev in ("on", "off"):
+                xs = sorted(samples5[(case, dev)])
+                with open("%s/fig5-%s-%s.dat" % (d, case, dev), "w") as f:
+                    f.writelines("%.1f %.4f\n" % (x, (i + 1) / len(xs)) for i, x in enumerate(xs))
+            gp += ['set title "%s"' % what,
+                   'plot "%s/fig5-%s-on.dat" using 1:2 with steps lw 2 title "offloaded",'
+                   ' "%s/fig5-%s-off.dat" using 1:2 with steps lw 2 title "SW"' % (d, case, d, case)]
+        gp += ["unset multiplot", "unset logscale", "set yrange [*:*]", "unset title",
+               "unset ylabel", "set key top left"]
+    if len(f6) > 1:
+        with open(d + "/fig6.dat", "w") as f:
+            f.writelines("%d %.3f %.0f %.3f\n" % (
+                r["conns"], r["back_in_hw_s"] - r["acked_s"], r["slab_per_update_b"],
+                r["cpu_per_ack_vs_1"] or 0) for r in f6)
+        gp += ['set output "%s/fig6.png"' % out,
+               'set multiplot layout 1,3 title "Figure 6: every connection updates its TX key'
+               ' at once, data in flight"', "set logscale x", 'set xlabel "connections"',
+               "set key off", "set logscale y",
+               'set title "all back in the device, s after the ACKs"',
+               'plot "%s/fig6.dat" using 1:2 with linespoints lw 2 pt 7' % d,
+               "unset logscale y", "set yrange [0:*]",
+               # one update's memory is below /proc/meminfo's resolution
+               'set title "slab memory per pending update, bytes"',
+               'plot "%s/fig6.dat" every ::1 using 1:3 with linespoints lw 2 pt 7' % d,
+               'set title "CPU per ACK afterwards, vs 1 connection"',
+               'plot "%s/fig6.dat" using 1:4 with linespoints lw 2 pt 7' % d,
+               "unset multiplot"]
+    if len(gp) > 3:
+        subprocess.run(["gnuplot"], input="\n".join(gp) + "\n", text=True, check=True)
+
+
+draw()
 
 if quick:
     # every figure present and made of whole runs; device counts exact
@@ -300,7 +430,8 @@ if quick:
         ("fig3", len(delay_sends) > 0),
         ("fig4", bool(pick(4))),
         ("fig5", len(f5) == len(fig5_cases)),
-        ("fig6", len(f6) >= 2 and all(r["left_in_sw"] == 0 for r in f6)),
+        ("fig6", len(f6) >= 2 and all(r["left_in_sw"] == 0 and
+                                      r["pending_at_once"] == r["conns"] for r in f6)),
         ("fig7", bool(f7) and all(
             v[k] == 1 for v in f7.values() for k in v if k.endswith("per_window"))),
         ("fig8", bool(thr8)),

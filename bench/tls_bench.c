@@ -69,7 +69,8 @@ static void usage(void)
 		"  -k N      key updates back to back at each point (default 1)\n"
 		"  -w BYTES  bytes per send() (default 65536)\n"
 		"  -S BYTES  SO_SNDBUF of the sender (default: autotuned)\n"
-		"  -r MiB/s  pace the sender at this rate (default: as fast as it can)\n"
+		"  -r MiB/s  pace the sender at this rate, never faster (a late send\n"
+		"            skips the slots it missed; default: as fast as it can)\n"
 		"  -m        mark each send() in the trace (trace_marker: \"send\")\n"
 		"  -F N      a's device refuses the next N keys after the first (knob)\n"
 		"  -i        latency: nothing in flight at the update\n"
@@ -112,7 +113,9 @@ static double cpu_busy(void)
 	return (double)busy / sysconf(_SC_CLK_TCK);
 }
 
-/* Slab memory in use (/proc/meminfo, kB). */
+/* Unreclaimable slab memory in use (/proc/meminfo, kB): where the kernel's
+ * allocations for a socket live, without the caches that come and go.
+ */
 static long long slab_kb(void)
 {
 	char line[128];
@@ -122,8 +125,8 @@ static long long slab_kb(void)
 	if (!f)
 		die("/proc/meminfo");
 	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "Slab:", 5))
-			kb = atoll(line + 5);
+		if (!strncmp(line, "SUnreclaim:", 11))
+			kb = atoll(line + 11);
 	fclose(f);
 	return kb;
 }
@@ -210,12 +213,12 @@ static int stream(int argc, char **argv)
 	unsigned int seed = 1, rekeys = 0;
 	struct receiver r = { .seed = 1 };
 	struct tls_key k;
-	double t0, t1, c0, c1, rate = 0, ahead;
+	double t0, t1, c0, c1, rate = 0, t, next, skipped_s = 0;
 	struct tcp_info ti;
 	socklen_t ti_len = sizeof(ti);
 	char rtts[4096] = "-";
 	int rtts_len = 0;
-	unsigned long sends = 0;
+	unsigned long sends = 0, skips = 0;
 	pthread_t th;
 	size_t len;
 
@@ -261,13 +264,28 @@ static int stream(int argc, char **argv)
 
 	c0 = cpu_busy();
 	t0 = now();
+	next = t0;
 	for (off = 0; off < bytes; off += len) {
 		len = bytes - off < (unsigned int)wsize ? bytes - off : wsize;
 		if (every && len > every - off % every)
 			len = every - off % every;
-		ahead = rate ? t0 + off / rate - now() : 0;
-		if (ahead > 0)
-			usleep(ahead * 1e6);
+		/* Paced: each send waits for its slot. A sender more than one
+		 * send late (a stall, a path slower than the pace) skips the
+		 * slots it missed instead of catching up in a burst, which
+		 * would fill the SW window of the next key update faster than
+		 * the application's rate.
+		 */
+		if (rate) {
+			t = now();
+			if (next > t)
+				usleep((next - t) * 1e6);
+			else if (t - next > len / rate) {
+				skipped_s += t - next - len / rate;
+				skips++;
+				next = t - len / rate;
+			}
+			next += len / rate;
+		}
 		if (marker >= 0 && write(marker, "send", 4) != 4)
 			die("trace_marker");
 		if (send_all(a, pattern + off % PERIOD, len))
@@ -303,7 +321,8 @@ static int stream(int argc, char **argv)
 	printf("bytes=%llu secs=%.4f mibps=%.2f cpu_s=%.3f sends=%lu send_us=%.1f "
 	       "rekeys=%u points=%d outq_sum=%llu records=%llu hw_records=%lld "
 	       "tx_adds=%lld tx_dels=%lld tx_windows=%lld rx_adds=%lld rx_dels=%lld "
-	       "rx_windows=%lld tx_open_at_end=%ld srtt_us=%s intact=1\n",
+	       "rx_windows=%lld tx_open_at_end=%ld srtt_us=%s pace_skips=%lu "
+	       "pace_skipped_s=%.3f intact=1\n",
 	       bytes, t1 - t0, bytes / (t1 - t0) / (1 << 20), c1 - c0, sends,
 	       (t1 - t0) * 1e6 / sends, rekeys, points, outq_sum,
 	       (bytes + 16383) / 16384, dev_stat(NSIM_A, "tx_records") - sealed,
@@ -311,7 +330,7 @@ static int stream(int argc, char **argv)
 	       ns_stat("tls-a", "TlsTxRekeyDeviceSw") - windows[0],
 	       dev_stat(NSIM_B, "adds") - adds[1], dev_stat(NSIM_B, "dels") - dels[1],
 	       ns_stat("tls-b", "TlsRxRekeyDeviceSw") - windows[1],
-	       ns_stat("tls-a", "TlsCurrRekeyWindow"), rtts);
+	       ns_stat("tls-a", "TlsCurrRekeyWindow"), rtts, skips, skipped_s);
 	close(a);
 	close(b);
 	return 0;
@@ -514,6 +533,9 @@ static int latency(int argc, char **argv)
 	if (offloaded && !rx)
 		printf(" sw_records_median=%.0f sw_records_max=%.0f", sw[n / 2],
 		       sw[n - 1]);
+	/* every call's time, sorted: the distribution bench_report draws */
+	for (i = 0; i < n; i++)
+		printf("%s%.1f", i ? "," : " samples_us=", us[i]);
 	printf("\n");
 	close(a);
 	close(b);
@@ -525,7 +547,7 @@ static int latency(int argc, char **argv)
 static int scale(int argc, char **argv)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(PORT) };
-	struct rlimit nofile = { 8192, 8192 };
+	struct rlimit nofile;
 	long long slab0, slab1, slab2, segs, window;
 	int *a, *b, lfd, opt, i, n = 100, one = 1, rounds, delay_ms = 200;
 	struct drain d;
@@ -541,8 +563,12 @@ static int scale(int argc, char **argv)
 		default: usage();
 		}
 	}
-	if (n < 1 || setrlimit(RLIMIT_NOFILE, &nofile))
+	if (n < 1)
 		usage();
+	/* both ends of every connection, and what the process has open */
+	nofile.rlim_cur = nofile.rlim_max = 2 * n + 64;
+	if (setrlimit(RLIMIT_NOFILE, &nofile))
+		die("RLIMIT_NOFILE");
 	a = calloc(n, sizeof(*a));
 	b = calloc(n, sizeof(*b));
 	inet_pton(AF_INET, "10.77.0.2", &sin.sin_addr);
