@@ -61,7 +61,7 @@ if [ "$quick" = --quick ]; then
 	reps=1 mib=8 window_mib=4 rtts="10" sndbufs=65536 conns="1 20" lat_n=20 lat_reps=1
 else
 	reps=${BENCH_REPS:-31} mib=8 window_mib=12 rtts="1 10 50" sndbufs="65536 262144"
-	conns="1 100 1000 10000" lat_n=20 lat_reps=11
+	conns="1 100 1000 10000" lat_n=20 lat_reps=21
 fi
 pace=3 stream_sndbuf=262144
 

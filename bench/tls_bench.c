@@ -645,9 +645,9 @@ static int scale(int argc, char **argv)
 
 	printf("conns=%d setsockopt_s=%.4f acked_s=%.4f back_in_hw_s=%.4f rounds=%d "
 	       "in_window=%lld slab_per_update_b=%.0f slab_after_b=%.0f acks=%lld "
-	       "cpu_per_ack_us=%.2f in_window_after=%ld\n",
+	       "cpu_per_ack_us=%.2f cpu_per_mib_ms=%.2f in_window_after=%ld\n",
 	       n, t_set, t_acked, t_hw, rounds, window, (slab1 - slab0) * 1024.0 / n,
-	       (slab2 - slab0) * 1024.0 / n, segs, (c1 - c0) * 1e6 / segs,
+	       (slab2 - slab0) * 1024.0 / n, segs, (c1 - c0) * 1e6 / segs, (c1 - c0) * 1e3 / 16,
 	       tls_stat("TlsCurrRekeyWindow"));
 	for (i = 0; i < n; i++) {
 		close(a[i]);
