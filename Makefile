@@ -212,10 +212,10 @@ demo: all ## boot the VM: bulk TLS both ways with key updates, faults, policies;
 	@$(VM_RUN) --out $(B)/demo -- $(TOP)/demo/demo.sh $(B)
 	@echo "picture of the run: $(B)/demo/demo.png (samples: $(B)/demo/samples.csv)"
 
-bench: all ## boot the VM, run the benchmarks, print the table; build/bench/results.json
+bench: all ## boot the VM, run the benchmarks, print the table; results.json and fig*.png in build/bench/ (FIGS="2 3": only those)
 	@rm -rf $(B)/bench
 	@$(VM_RUN) --out $(B)/bench -- $(TOP)/bench/bench.sh $(B) $(if $(FIGS),--figs "$(FIGS)")
-	@echo "results: $(B)/bench/results.json (raw runs: $(B)/bench/raw.txt)"
+	@echo "results: $(B)/bench/results.json, pictures: $(B)/bench/fig*.png (raw runs: $(B)/bench/raw.txt)"
 
 # ---------------------------------------------------------------- install
 # What an operator installs on a host whose kernel has the series: the
