@@ -16,15 +16,15 @@
 #      a SW socket (the same traffic between the calls for both, and
 #      nothing unacked left of it), and the records sent in SW until the
 #      device has the TX key again
-#   6  1, 100, 1000 connections updating at once
+#   6  1, 100, 1000, 10,000 connections updating at once
 #   7  device key installs and removals per key update
 #   8  throughput of a socket kept in SW (the device refuses every key)
 #      vs a SW socket
 #
 # Every run's line goes to $VM_OUT/raw.txt (a failed run's to failed.txt,
 # with what it printed on stderr), the tracepoints of the figure
-# 2/3 runs to $VM_OUT/trace.*.txt; bench_report.py prints the table and
-# writes $VM_OUT/results.json.
+# 2/3 runs to $VM_OUT/trace.*.txt; bench_report.py prints the table,
+# writes $VM_OUT/results.json and draws $VM_OUT/fig{2,5,6}.png.
 #
 # Usage: bench.sh BUILD_DIR [--quick] [--figs "N..."]
 #   --quick: one repetition of short runs, the figures checked for sanity
