@@ -544,6 +544,9 @@ static int latency(int argc, char **argv)
 
 /* ------------------------------------------------------------ scale */
 
+/* what scale sends once every connection is back in the device */
+#define SCALE_MIB	16
+
 static int scale(int argc, char **argv)
 {
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(PORT) };
@@ -631,10 +634,10 @@ static int scale(int argc, char **argv)
 	if (topo("tc -n $NS_B qdisc del dev $DEV_B root"))
 		die("netem");
 
-	/* per-ACK cost: 16 MiB spread over all connections, in the device */
+	/* per-ACK cost: SCALE_MIB spread over all connections, in the device */
 	segs = tcp_stat("InSegs");
 	c0 = cpu_busy();
-	for (i = 0; i < 256 * 16; i++)
+	for (i = 0; i < SCALE_MIB * 256; i++)	/* 4 KiB each */
 		if (send_all(a[i % n], pattern, 4096))
 			die("send");
 	for (i = 0; i < n; i++)
@@ -647,7 +650,8 @@ static int scale(int argc, char **argv)
 	       "in_window=%lld slab_per_update_b=%.0f slab_after_b=%.0f acks=%lld "
 	       "cpu_per_ack_us=%.2f cpu_per_mib_ms=%.2f in_window_after=%ld\n",
 	       n, t_set, t_acked, t_hw, rounds, window, (slab1 - slab0) * 1024.0 / n,
-	       (slab2 - slab0) * 1024.0 / n, segs, (c1 - c0) * 1e6 / segs, (c1 - c0) * 1e3 / 16,
+	       (slab2 - slab0) * 1024.0 / n, segs, (c1 - c0) * 1e6 / segs,
+	       (c1 - c0) * 1e3 / SCALE_MIB,
 	       tls_stat("TlsCurrRekeyWindow"));
 	for (i = 0; i < n; i++) {
 		close(a[i]);
