@@ -59,11 +59,13 @@ trace=/sys/kernel/tracing
 # 95% confidence interval from its 10th to its 22nd value (11: 2nd to 10th)
 if [ "$quick" = --quick ]; then
 	reps=1 mib=8 window_mib=4 rtts="10" sndbufs=65536 conns="1 20" lat_n=20 lat_reps=1
+	mixed_conns=20
 else
 	reps=${BENCH_REPS:-31} mib=8 window_mib=12 rtts="1 10 50" sndbufs="65536 262144"
-	conns="1 100 1000 10000" lat_n=20 lat_reps=21
+	conns="1 100 1000 10000" lat_n=20 lat_reps=21 mixed_conns=1000
 fi
 pace=3 stream_sndbuf=262144
+pin2=/sys/fs/bpf/tls_rekey_bench2	# a second policy's pins (figure 6)
 
 mkdir -p "$out"
 rm -f "$out"/raw.txt "$out"/failed.txt "$out"/trace.*.txt
@@ -97,6 +99,7 @@ tracing() {
 
 topo_up 200 && topo_tls_offload || exit 1
 "$tlsrekey" unload >/dev/null 2>&1
+"$tlsrekey" -d $pin2 unload >/dev/null 2>&1
 echo mono >$trace/trace_clock
 echo 16384 >$trace/buffer_size_kb
 start=$(date +%s)
@@ -115,12 +118,17 @@ in_turn() {
 # its window then outlasts the next update and the run stays in SW: the
 # figure would measure that race, not what a key update costs
 for rep in $(want 4 && seq $reps); do
-	for case in $(in_turn $rep none observe pending every_mib); do
+	for case in $(in_turn $rep none observe chosen pending every_mib); do
 		case $case in
 		none) run "fig=1 case=none rep=$rep" stream -b $mib -S $stream_sndbuf ;;
 		observe)
-			"$tlsrekey" load observe >/dev/null || failed=$((failed + 1))
+			{ "$tlsrekey" load observe && "$tlsrekey" default observe --netns $NS_A &&
+			  "$tlsrekey" default observe --netns $NS_B; } >/dev/null || failed=$((failed + 1))
 			run "fig=1 case=observe rep=$rep" stream -b $mib -S $stream_sndbuf
+			"$tlsrekey" unload >/dev/null ;;
+		chosen)	# the socket's own choice (TLS_REKEY_POLICY), no default
+			"$tlsrekey" load observe >/dev/null || failed=$((failed + 1))
+			run "fig=1 case=chosen rep=$rep" stream -b $mib -S $stream_sndbuf -P observe
 			"$tlsrekey" unload >/dev/null ;;
 		pending) run "fig=1 case=pending rep=$rep" stream -b $mib -S $stream_sndbuf -e 256 ;;
 		every_mib) run "fig=4 case=every_mib rep=$rep" stream -b $mib -S $stream_sndbuf -e 1024 ;;
@@ -181,6 +189,16 @@ offload on
 for n in $(want 6 && echo $conns); do
 	run "fig=6" scale -n "$n" -d $((300 + n))
 done
+# ... and with policies mixed across the sockets: observe, default (a
+# second pin directory) and the built-in decisions in turn
+if want 6; then
+	n=$mixed_conns
+	{ "$tlsrekey" load observe && "$tlsrekey" -d $pin2 load default; } >/dev/null ||
+		failed=$((failed + 1))
+	run "fig=6 case=mixed" scale -n "$n" -d $((300 + n)) -P observe,default,-
+	"$tlsrekey" unload >/dev/null
+	"$tlsrekey" -d $pin2 unload >/dev/null
+fi
 
 # Figure 7: three keys in each window (ACKs 10 ms late, so the window is
 # open when the next two arrive)

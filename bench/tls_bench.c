@@ -57,12 +57,37 @@ static void die(const char *what)
 	exit(1);
 }
 
+/* -P: the policies the sender's sockets choose, in turn */
+static char *policy_names[16];
+static int nr_policy_names;
+
+static void policies_parse(char *list)
+{
+	char *save = NULL, *n;
+
+	for (n = strtok_r(list, ",", &save); n && nr_policy_names < 16;
+	     n = strtok_r(NULL, ",", &save))
+		policy_names[nr_policy_names++] = strcmp(n, "-") ? n : "";
+}
+
+/* connection @i's socket @fd chooses its policy of -P, if any */
+static void policy_choose(int fd, int i)
+{
+	const char *name;
+
+	if (!nr_policy_names)
+		return;
+	name = policy_names[i % nr_policy_names];
+	if (setsockopt(fd, SOL_TLS, TLS_REKEY_POLICY, name, strlen(name)))
+		die("TLS_REKEY_POLICY");
+}
+
 static void usage(void)
 {
 	fprintf(stderr,
 		"Usage: tls_bench stream [-6] [-b MiB] [-e KiB] [-k N] [-w BYTES] [-S BYTES] [-r MiB/s] [-m] [-F N]\n"
 		"       tls_bench latency [-i] [-R] [-n N]\n"
-		"       tls_bench scale [-n N] [-d MS]\n"
+		"       tls_bench scale [-n N] [-d MS] [-P NAME,...]\n"
 		"  -6        IPv6 (default IPv4)\n"
 		"  -b MiB    bytes to send (default 64)\n"
 		"  -e KiB    a key update every this many KiB (default 0: none)\n"
@@ -73,6 +98,8 @@ static void usage(void)
 		"            skips the slots it missed; default: as fast as it can)\n"
 		"  -m        mark each send() in the trace (trace_marker: \"send\")\n"
 		"  -F N      a's device refuses the next N keys after the first (knob)\n"
+		"  -P NAMES  stream, scale: the sender's socket(s) choose these key update\n"
+		"            policies (setsockopt TLS_REKEY_POLICY), in turn; \"-\" for none\n"
 		"  -i        latency: nothing in flight at the update\n"
 		"  -R        latency: b's RX key update (default: a's TX)\n"
 		"  -n N      latency: updates timed (default 200); scale: connections\n"
@@ -222,7 +249,7 @@ static int stream(int argc, char **argv)
 	pthread_t th;
 	size_t len;
 
-	while ((opt = getopt(argc, argv, "6b:e:k:w:S:r:mF:")) != -1) {
+	while ((opt = getopt(argc, argv, "6b:e:k:w:S:r:mF:P:")) != -1) {
 		switch (opt) {
 		case '6': family = AF_INET6; break;
 		case 'b': bytes = strtoull(optarg, NULL, 0) << 20; break;
@@ -237,6 +264,7 @@ static int stream(int argc, char **argv)
 				die("trace_marker");
 			break;
 		case 'F': refuse = atoi(optarg); break;
+		case 'P': policies_parse(optarg); break;
 		default: usage();
 		}
 	}
@@ -244,6 +272,7 @@ static int stream(int argc, char **argv)
 		usage();
 	if (connect_pair(family, &a, &b) || tls_ulp(a) || tls_ulp(b))
 		die("connection");
+	policy_choose(a, 0);
 	if (sndbuf && setsockopt(a, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)))
 		die("SO_SNDBUF");
 	key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, seed);
@@ -559,10 +588,11 @@ static int scale(int argc, char **argv)
 	pthread_t th;
 	int outq;
 
-	while ((opt = getopt(argc, argv, "n:d:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:d:P:")) != -1) {
 		switch (opt) {
 		case 'n': n = atoi(optarg); break;
 		case 'd': delay_ms = atoi(optarg); break;
+		case 'P': policies_parse(optarg); break;
 		default: usage();
 		}
 	}
@@ -589,8 +619,11 @@ static int scale(int argc, char **argv)
 		if (a[i] < 0 || connect(a[i], (void *)&sin, sizeof(sin)))
 			die("connect");
 		b[i] = accept(lfd, NULL, NULL);
-		if (b[i] < 0 || tls_ulp(a[i]) || tls_key_set(a[i], TLS_TX, &k))
-			die("accept, TLS_TX");
+		if (b[i] < 0 || tls_ulp(a[i]))
+			die("accept, TLS ULP");
+		policy_choose(a[i], i);
+		if (tls_key_set(a[i], TLS_TX, &k))
+			die("TLS_TX");
 	}
 	close(lfd);
 	d = (struct drain){ .fds = b, .n = n };

@@ -42,8 +42,9 @@ echo >$trace/trace
 
 say "the run"
 t0=$(awk '{ print $1 }' /proc/uptime)
-at "load observe" "tlsrekey load observe"
+at "load observe" "tlsrekey load observe, then tlsrekey default observe in both namespaces"
 "$tlsrekey" load observe || exit 1
+for ns in $NS_A $NS_B; do "$tlsrekey" default observe --netns $ns >/dev/null || exit 1; done
 "$build/selftests/tls_bulk" -b 128 -e 4 -i 250 -o "$out/samples.csv" 2>"$out/bulk.log" &
 bulk=$!
 sleep 5

@@ -118,16 +118,15 @@ else
 	tap_skip "tlsrekey loads tls.ko" "TLS is built into this kernel"
 fi
 
-# what the kernel says is in force: /sys/kernel/tls_rekey/{policy,policy_since}
-sysfs_policy() { [ "$(cat /sys/kernel/tls_rekey/policy)" = "$1" ]; }
-since_within() {	# since_within T0 T1: policy_since in [T0, T1]
-	local s
-	s=$(cat /sys/kernel/tls_rekey/policy_since) && [ "$s" -ge "$1" ] && [ "$s" -le "$2" ]
-}
+# what the kernel has: registered policies, this netns's default
+registered() { [ "$(tr '\n' ' ' </sys/kernel/tls_rekey/policies)" = "$*${*:+ }" ]; }
+netns_default() { [ "$(cat /proc/sys/net/tls/rekey_policy)" = "$1" ]; }
 
 # ---- every policy through its whole life
 for p in $policies; do
 	expect "$p: load" 0 "" "$tlsrekey" load $p
+	# the workload's namespaces, made after it, start with this default
+	expect "$p: default $p" 0 "-> $p" "$tlsrekey" default $p
 	"$tlsrekey" status --json >"$tmp/status.json"
 	tap_check "$p: status --json names it, with its link" \
 		[ "$(json_field "$tmp/status.json" 'j["policy"], j["link_id"] > 0, j["kernel_support"]')" = "$p True True" ]
@@ -161,18 +160,27 @@ for p in $policies; do
 done
 
 # ---- replace, atomically, with tunables; the old policy's maps go
-t0=$(date +%s)
 expect "load observe" 0 "" "$tlsrekey" load observe
-tap_check "/sys/kernel/tls_rekey: observe in force, since the load" \
-	eval 'sysfs_policy observe && since_within $t0 $(date +%s)' 
-expect "status says what the kernel runs" 0 "in force:       observe since" "$tlsrekey" status
+tap_check "/sys/kernel/tls_rekey/policies: observe registered, chosen by none" \
+	eval 'registered observe && netns_default ""'
+expect "status: registered, and this netns's built-in decisions" 0 \
+	"this netns:     the built-in decisions" "$tlsrekey" status
+expect "default observe" 0 "(tlsrekey's): built-in -> observe" "$tlsrekey" default observe
+"$tlsrekey" -j status >"$tmp/status.json"
+tap_check "... net.tls.rekey_policy says observe, so does status -j" \
+	eval 'netns_default observe && [ "$(json_field "$tmp/status.json" "j[\"netns_default\"], *j[\"registered\"]")" = "observe observe" ]'
+"$tlsrekey" -j list >"$tmp/list.json"
+tap_check "list -j: observe is this netns's default, the built-in decisions follow" \
+	[ "$(json_field "$tmp/list.json" '[(p["policy"], "init" in p["default_in"]) for p in j]')" = \
+	  "[('observe', True), ('', False)]" ]
+expect "list (text)" 0 "(built-in)" "$tlsrekey" list
+expect "default: a name not registered" 5 "no policy 'ratelimit' is registered" "$tlsrekey" default ratelimit
+expect "default: a name too long" 1 "at most 15 characters" "$tlsrekey" default a_name_too_long_for_it
 link=$("$tlsrekey" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["link_id"])')
-sleep 1
-t0=$(date +%s)
 expect "replace observe with backoff --set max_attempts=2" 0 "" \
 	"$tlsrekey" replace backoff --set max_attempts=2
-tap_check "/sys/kernel/tls_rekey: backoff in force, since the replace" \
-	eval 'sysfs_policy backoff && since_within $t0 $(date +%s)'
+tap_check "the kernel has backoff in observe's place: this netns's default now" \
+	eval 'registered backoff && netns_default backoff'
 "$tlsrekey" status --json >"$tmp/status.json"
 tap_check "replace keeps the link, swaps the policy and its maps" \
 	[ "$(json_field "$tmp/status.json" 'j["policy"], j["link_id"], j["tunables"]["max_attempts"]')" = "backoff $link 2" -a \
@@ -191,11 +199,10 @@ tap_check "... keeps its maps (re-used by name) and takes the tunable" \
 	  "backoff $link 300 backoff_breakers backoff_conf backoff_stats" ]
 expect "stats --watch 1 --count 2" 0 "" "$tlsrekey" stats --watch 1 --count 2
 tap_check "stats --watch printed two rounds" [ "$(grep -c '^policy: backoff' "$tmp/out")" = 2 ]
-t0=$(date +%s)
 expect "unload after replace" 0 "" "$tlsrekey" unload
 tap_check "no pins after unload" no_pins
-tap_check "/sys/kernel/tls_rekey: the defaults (an empty line), since the unload" \
-	eval 'sysfs_policy "" && since_within $t0 $(date +%s)'
+tap_check "none registered; this netns is back on the built-in decisions" \
+	eval 'registered && netns_default ""'
 
 # ---- detached by hand (link pin removed), maps left: a new load re-uses them
 expect "load backoff again" 0 "" "$tlsrekey" load backoff
@@ -281,6 +288,11 @@ tls_stat_in_prom() {
 if topo_up 210 && topo_tls_offload; then
 	export DEV_A
 	expect "load observe with namespaces $NS_A, $NS_B alive" 0 "" "$tlsrekey" load observe
+	expect "default observe --netns $NS_A" 0 "netns $NS_A: built-in -> observe" \
+		"$tlsrekey" default observe --netns $NS_A
+	expect "default observe -n $NS_B" 0 "" "$tlsrekey" default observe -n $NS_B
+	tap_check "... theirs, not tlsrekey's" eval \
+		'[ "$(ip netns exec $NS_B cat /proc/sys/net/tls/rekey_policy)" = observe ] && netns_default ""'
 	tap_check "a transfer with key updates between them (tls_bulk, 8 MiB)" \
 		"$out/tls_bulk" -b 8 -e 2 -o /dev/null
 	"$tlsrekey" -j stats >"$tmp/stats.json"
@@ -350,6 +362,7 @@ tap_check "... installs the loader, its manual, completion, units, policies, hea
 expect "installed: --version" 0 "tlsrekey " "$prefix/sbin/tlsrekey" --version
 expect "installed: load backoff --set max_attempts=4" 0 "loaded backoff" \
 	"$prefix/sbin/tlsrekey" load backoff --set max_attempts=4
+"$prefix/sbin/tlsrekey" default backoff >/dev/null
 workload
 expect "installed: stats (text)" 0 "backoff_stats" "$prefix/sbin/tlsrekey" stats
 tap_check "installed: stats -j, with the tunable set" \
@@ -400,6 +413,7 @@ tap_check "docs/examples/settle.bpf.c builds against the installed tls_rekey.bpf
 		-c "$here/../docs/examples/settle.bpf.c" -o "$tmp/settle.bpf.o"
 expect "installed: load the third party's policy" 0 "loaded settle" \
 	"$prefix/sbin/tlsrekey" load "$tmp/settle.bpf.o" --set settle_ms=30
+expect "... default by the object's path" 0 "-> settle" "$prefix/sbin/tlsrekey" default "$tmp/settle.bpf.o"
 expect "... status: what it decides, its tunable's meaning, default and limit" 0 \
 	"time in SW after a key update before the device gets the key (default 50, max 10000)" \
 	"$prefix/sbin/tlsrekey" status
@@ -451,6 +465,8 @@ tap_check "... leaves no pins" no_pins
 # ---- unprivileged users against an active policy: refused, nothing changes
 nobody="setpriv --reuid 65534 --regid 65534 --clear-groups"
 expect "load observe (the policy unprivileged users try to change)" 0 "" "$tlsrekey" load observe
+"$tlsrekey" default observe >/dev/null
+expect "unprivileged default" 3 "run as root" $nobody "$tlsrekey" default ""
 link=$("$tlsrekey" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["link_id"])')
 expect "unprivileged replace" 3 "run as root" $nobody "$tlsrekey" replace backoff
 expect "unprivileged unload" 3 "run as root" $nobody "$tlsrekey" unload

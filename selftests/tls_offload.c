@@ -31,6 +31,7 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <sys/socket.h>
@@ -1980,10 +1981,113 @@ static struct bpf_map *policy_ops(struct policy *p)
 	return NULL;
 }
 
-static int policy_attach(struct policy *p)
+/* the name @p registers under: its struct_ops map is NAME_ops */
+static const char *policy_name(struct policy *p)
+{
+	static __thread char name[64];
+	const char *ops = bpf_map__name(policy_ops(p));
+
+	snprintf(name, sizeof(name), "%.*s", (int)strlen(ops) - 4, ops);
+	return name;
+}
+
+/* Run @fn in netns @ns (NULL: this thread's), then come back. */
+static int in_netns_do(const char *ns, int (*fn)(void *), void *arg)
+{
+	int self = open("/proc/thread-self/ns/net", O_RDONLY), err;
+
+	if (self < 0)
+		return -errno;
+	err = ns && in_netns(ns) ? -errno : fn(arg);
+	if (setns(self, CLONE_NEWNET))
+		err = -errno;
+	close(self);
+	return err;
+}
+
+struct sysctl_io {
+	const char *name;	/* to write, or NULL to read into @buf */
+	char buf[64];
+};
+
+static int rekey_sysctl_io(void *arg)
+{
+	struct sysctl_io *io = arg;
+	int fd = open("/proc/sys/net/tls/rekey_policy",
+		      io->name ? O_WRONLY : O_RDONLY);
+	ssize_t n;
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (io->name) {
+		/* a newline ends a name, and is the whole of an empty one */
+		char line[128];
+
+		snprintf(line, sizeof(line), "%s\n", io->name);
+		if (write(fd, line, strlen(line)) < 0)
+			err = -errno;
+	} else {
+		n = read(fd, io->buf, sizeof(io->buf) - 1);
+		if (n < 0)
+			err = -errno;
+		io->buf[n > 0 ? n - 1 : 0] = 0;
+	}
+	close(fd);
+	return err;
+}
+
+/* net.tls.rekey_policy of netns @ns: 0 or -errno */
+static int ns_policy_set(const char *ns, const char *name)
+{
+	struct sysctl_io io = { .name = name };
+
+	return in_netns_do(ns, rekey_sysctl_io, &io);
+}
+
+static const char *ns_policy(const char *ns)
+{
+	static __thread struct sysctl_io io;
+
+	if (in_netns_do(ns, rekey_sysctl_io, &io))
+		snprintf(io.buf, sizeof(io.buf), "(unreadable)");
+	return io.buf;
+}
+
+/* what decides @fd's next key update: getsockopt(TLS_REKEY_POLICY) */
+static const char *sock_policy(int fd)
+{
+	static __thread char name[32];
+	socklen_t len = sizeof(name);
+
+	memset(name, 0, sizeof(name));
+	if (getsockopt(fd, SOL_TLS, TLS_REKEY_POLICY, name, &len))
+		snprintf(name, sizeof(name), "(errno %d)", errno);
+	return name;
+}
+
+static int sock_choose(int fd, const char *name, socklen_t len)
+{
+	return setsockopt(fd, SOL_TLS, TLS_REKEY_POLICY, name, len) ? -errno : 0;
+}
+
+/* register @p; nothing uses it until a socket or a namespace chooses it */
+static int policy_register(struct policy *p)
 {
 	p->link = bpf_map__attach_struct_ops(policy_ops(p));
 	return p->link ? 0 : -errno;
+}
+
+/* register @p and make it the default of both test namespaces */
+static int policy_attach(struct policy *p)
+{
+	int err = policy_register(p);
+
+	if (!err)
+		err = ns_policy_set("tls-a", policy_name(p));
+	if (!err)
+		err = ns_policy_set("tls-b", policy_name(p));
+	return err;
 }
 
 /* @to's policy takes over @from's link: never a moment without one */
@@ -2219,6 +2323,27 @@ static void pol_send_until_rx_back(struct __test_metadata *_metadata,
 	}
 }
 
+/* a's TX and b's RX (both offloaded) take one key update with nothing in
+ * flight and go back to the device; b reads every byte with kTLS
+ */
+static void pol_update_both_ends(struct __test_metadata *_metadata,
+				 FIXTURE_DATA(rekey_policy) *self)
+{
+	struct rk_recv rx = { .fd = self->rk.b, .key = self->rk.key_ab,
+			      .seed = 1 };
+	pthread_t th;
+
+	ASSERT_EQ(pthread_create(&th, NULL, rk_receiver, &rx), 0);
+	pol_send(_metadata, self, CHUNK);
+	pol_idle_update(_metadata, self);
+	pol_wait_rx_rekeys(1);
+	pol_send_until_rx_back(_metadata, self, 1);
+	shutdown(self->rk.a, SHUT_WR);
+	pthread_join(th, NULL);
+	EXPECT_EQ(rx.err, NULL);
+	EXPECT_EQ(rx.bytes, self->off);
+}
+
 /* attach selftests/bpf/rekey_record.bpf.c; its log of calls */
 static struct rec_log *pol_record(struct __test_metadata *_metadata,
 				  FIXTURE_DATA(rekey_policy) *self)
@@ -2263,25 +2388,14 @@ static void pol_open_window(struct __test_metadata *_metadata,
  */
 TEST_F_TIMEOUT(rekey_policy, hooks_immediate_install, 120)
 {
-	struct rk_recv rx = { .fd = self->rk.b, .key = self->rk.key_ab,
-			      .seed = 1 };
 	const struct rec_call *c;
 	struct rec_log *log;
-	pthread_t th;
 	int acked;
 
 	log = pol_record(_metadata, self);
 	ASSERT_NE(log, NULL);
 	rk_offload_ab(_metadata, &self->rk, true);
-	ASSERT_EQ(pthread_create(&th, NULL, rk_receiver, &rx), 0);
-	pol_send(_metadata, self, CHUNK);
-	pol_idle_update(_metadata, self);
-	pol_wait_rx_rekeys(1);
-	pol_send_until_rx_back(_metadata, self, 1);
-	shutdown(self->rk.a, SHUT_WR);
-	pthread_join(th, NULL);
-	EXPECT_EQ(rx.err, NULL);
-	EXPECT_EQ(rx.bytes, self->off);
+	pol_update_both_ends(_metadata, self);
 
 	EXPECT_STREQ(rec_calls(log, DIR_TX, &acked),
 		     "started:2 reinstall:2/0 resumed:2/1");
@@ -2469,11 +2583,8 @@ TEST_F_TIMEOUT(rekey_policy, sw_past_2gib_returns_to_device, 900)
  */
 TEST_F_TIMEOUT(rekey_policy, hooks_rx_dev_add_failed_retry, 120)
 {
-	struct rk_recv rx = { .fd = self->rk.b, .key = self->rk.key_ab,
-			      .seed = 1 };
 	struct rec_log *log = pol_record(_metadata, self);
 	struct rec_answers *answers;
-	pthread_t th;
 	int acked;
 
 	ASSERT_NE(log, NULL);
@@ -2482,15 +2593,7 @@ TEST_F_TIMEOUT(rekey_policy, hooks_rx_dev_add_failed_retry, 120)
 	answers->dev_add_failed = 0;
 	rk_offload_ab(_metadata, &self->rk, true);
 	ASSERT_EQ(dev_knob(NSIM_B, "fail_add", 1), 0);
-	ASSERT_EQ(pthread_create(&th, NULL, rk_receiver, &rx), 0);
-	pol_send(_metadata, self, CHUNK);
-	pol_idle_update(_metadata, self);
-	pol_wait_rx_rekeys(1);
-	pol_send_until_rx_back(_metadata, self, 1);
-	shutdown(self->rk.a, SHUT_WR);
-	pthread_join(th, NULL);
-	EXPECT_EQ(rx.err, NULL);
-	EXPECT_EQ(rx.bytes, self->off);
+	pol_update_both_ends(_metadata, self);
 	EXPECT_STREQ(rec_calls(log, DIR_RX, &acked),
 		     "started:2 reinstall:2/0 failed:2/1 reinstall:2/1 resumed:2/2");
 	EXPECT_EQ(ns_stat("tls-b", "TlsRxRekeyDeviceFail"), 1);
@@ -2930,16 +3033,371 @@ TEST_F_TIMEOUT(rekey_policy, bad_programs_refused, 120)
 	EXPECT_EQ(policy_attach(&self->p), 0);
 }
 
-/* One policy at a time; the next after the first is detached. */
-TEST_F_TIMEOUT(rekey_policy, one_policy_at_a_time, 120)
+static const char *registered_policies(void)
 {
+	static char buf[256];
+	FILE *f = fopen("/sys/kernel/tls_rekey/policies", "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+	buf[n] = 0;
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+/* Registration is not activation: any number of policies at once, each
+ * by a name of its own, and no namespace uses one before it chooses it.
+ */
+TEST_F_TIMEOUT(rekey_policy, policies_register_by_name, 120)
+{
+	struct policy again;
+
 	ASSERT_EQ(policy_load(&self->p, "observe"), 0);
-	ASSERT_EQ(policy_load(&self->q, "backoff"), 0);
-	ASSERT_EQ(policy_attach(&self->p), 0);
-	EXPECT_EQ(policy_attach(&self->q), -EBUSY);
-	bpf_link__destroy(self->p.link);
-	self->p.link = NULL;
-	EXPECT_EQ(policy_attach(&self->q), 0);
+	ASSERT_EQ(policy_load(&self->q, "rekey_record"), 0);
+	EXPECT_EQ(policy_register(&self->p), 0);
+	EXPECT_EQ(policy_register(&self->q), 0);
+	EXPECT_STREQ(registered_policies(), "observe\nrecord\n");
+	EXPECT_STREQ(ns_policy("tls-a"), "");
+	EXPECT_STREQ(sock_policy(self->rk.a), "");
+
+	/* a name is taken until its policy is unregistered */
+	ASSERT_EQ(policy_load(&again, "rekey_record"), 0);
+	EXPECT_EQ(policy_register(&again), -EEXIST);
+	policy_unload(&self->q);
+	EXPECT_STREQ(registered_policies(), "observe\n");
+	EXPECT_EQ(policy_register(&again), 0);
+	EXPECT_STREQ(registered_policies(), "observe\nrecord\n");
+	policy_unload(&again);
+}
+
+/* record (in p) and record2 (in q) registered, tls-a's default @dflt
+ * (NULL: left as it is); their logs in *@log_p and *@log_q
+ */
+static void pol_two_recorders(struct __test_metadata *_metadata,
+			      FIXTURE_DATA(rekey_policy) *self,
+			      const char *dflt, struct rec_log **log_p,
+			      struct rec_log **log_q)
+{
+	ASSERT_EQ(policy_load(&self->p, "rekey_record"), 0);
+	ASSERT_EQ(policy_load(&self->q, "rekey_record2"), 0);
+	ASSERT_EQ(policy_register(&self->p), 0);
+	ASSERT_EQ(policy_register(&self->q), 0);
+	if (dflt)
+		ASSERT_EQ(ns_policy_set("tls-a", dflt), 0);
+	*log_p = policy_data(&self->p, ".bss");
+	*log_q = policy_data(&self->q, ".bss");
+	ASSERT_NE(*log_p, NULL);
+	ASSERT_NE(*log_q, NULL);
+}
+
+/* Two namespaces, two policies, at once: each socket's key updates go to
+ * its namespace's policy, which the hooks each policy saw prove.
+ */
+TEST_F_TIMEOUT(rekey_policy, namespaces_choose_their_policy, 120)
+{
+	struct rec_log *log_a, *log_b;
+	int acked;
+
+	pol_two_recorders(_metadata, self, "record", &log_a, &log_b);
+	ASSERT_EQ(ns_policy_set("tls-b", "record2"), 0);
+	EXPECT_STREQ(ns_policy("tls-a"), "record");
+	EXPECT_STREQ(ns_policy("tls-b"), "record2");
+
+	rk_offload_ab(_metadata, &self->rk, true);
+	EXPECT_STREQ(sock_policy(self->rk.a), "record");
+	EXPECT_STREQ(sock_policy(self->rk.b), "record2");
+	pol_update_both_ends(_metadata, self);
+
+	EXPECT_STREQ(rec_calls(log_a, DIR_TX, &acked),
+		     "started:2 reinstall:2/0 resumed:2/1");
+	EXPECT_STREQ(rec_calls(log_a, DIR_RX, &acked), "");
+	EXPECT_STREQ(rec_calls(log_b, DIR_RX, &acked),
+		     "started:2 reinstall:2/0 resumed:2/1");
+	EXPECT_STREQ(rec_calls(log_b, DIR_TX, &acked), "");
+}
+
+/* A socket's own choice comes before its namespace's; bad names are
+ * refused and change nothing.
+ */
+TEST_F_TIMEOUT(rekey_policy, socket_choice_overrides_namespace, 120)
+{
+	struct rec_log *log_ns, *log_sk;
+	int acked;
+
+	pol_two_recorders(_metadata, self, "record", &log_ns, &log_sk);
+
+	EXPECT_STREQ(sock_policy(self->rk.a), "record");
+	/* a name with or without its NUL */
+	EXPECT_EQ(sock_choose(self->rk.a, "record2", 7), 0);
+	EXPECT_STREQ(sock_policy(self->rk.a), "record2");
+	EXPECT_EQ(sock_choose(self->rk.a, "record2", 8), 0);
+	EXPECT_EQ(sock_choose(self->rk.a, "nope", 5), -ENOENT);
+	EXPECT_EQ(sock_choose(self->rk.a, "a_name_too_long_for_it", 23),
+		  -EINVAL);
+	EXPECT_EQ(sock_choose(self->rk.a, "bad name", 9), -ENOENT);
+	EXPECT_STREQ(sock_policy(self->rk.a), "record2");
+	EXPECT_EQ(ns_policy_set("tls-a", "nope"), -ENOENT);
+	EXPECT_EQ(ns_policy_set("tls-a", "a_name_too_long_for_it"), -EINVAL);
+	EXPECT_STREQ(ns_policy("tls-a"), "record");
+
+	pol_start(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_STREQ(rec_calls(log_sk, DIR_TX, &acked),
+		     "started:2 reinstall:2/0 resumed:2/1");
+	EXPECT_STREQ(rec_calls(log_ns, DIR_TX, &acked), "");
+
+	/* no choice: the namespace's default again */
+	EXPECT_EQ(sock_choose(self->rk.a, "", 0), 0);
+	EXPECT_STREQ(sock_policy(self->rk.a), "record");
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_STREQ(rec_calls(log_ns, DIR_TX, &acked),
+		     "started:3 reinstall:3/0 resumed:3/1");
+	EXPECT_STREQ(rec_calls(log_sk, DIR_TX, &acked),
+		     "started:2 reinstall:2/0 resumed:2/1");
+	pol_finish(_metadata, self);
+}
+
+/* A key update keeps the policy it started with when the socket chooses
+ * another; when its policy is unregistered, the socket's default takes
+ * the rest of it over, under traffic, every byte intact.
+ */
+TEST_F_TIMEOUT(rekey_policy, unregistered_mid_window_goes_to_default, 120)
+{
+	struct rec_log *log_sk, *log_ns;
+	int acked;
+
+	pol_two_recorders(_metadata, self, "record2", &log_sk, &log_ns);
+
+	pol_start(_metadata, self);
+	ASSERT_EQ(sock_choose(self->rk.a, "record", 7), 0);
+	pol_send(_metadata, self, CHUNK);
+	pol_open_window(_metadata, self);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 1);
+	/* a choice made meanwhile counts from the next key update */
+	ASSERT_EQ(sock_choose(self->rk.a, "record2", 7), 0);
+	ASSERT_EQ(sock_choose(self->rk.a, "record", 7), 0);
+	pol_send(_metadata, self, 16384);
+	EXPECT_STREQ(rec_calls(log_sk, DIR_TX, &acked), "started:2");
+	EXPECT_GE(acked, 0);
+
+	policy_unload(&self->p);
+	EXPECT_STREQ(registered_policies(), "record2\n");
+	EXPECT_STREQ(sock_policy(self->rk.a), "record2");
+	pol_send(_metadata, self, 16384);
+	rk_wait_acked(self->rk.a);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_STREQ(rec_calls(log_ns, DIR_TX, &acked),
+		     "retired:2 reinstall:2/0 resumed:2/1");
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyDeviceReinstall"), 1);
+	pol_finish(_metadata, self);
+}
+
+static int file_write(const char *dir, const char *file, const char *val)
+{
+	char path[PATH_MAX];
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* A cgroup's sock_ops program chooses for the sockets of its cgroup
+ * (selftests/bpf/rekey_choose.bpf.c), once the application set up TLS.
+ */
+TEST_F_TIMEOUT(rekey_policy, sock_ops_chooses_for_its_cgroup, 120)
+{
+	static const char cg[] = "/sys/fs/cgroup/tls_rekey_selftest";
+	struct bpf_object *obj = NULL;
+	struct bpf_link *link = NULL;
+	struct rec_log *log_ns, *log_cg;
+	unsigned int *chosen;
+	int cgfd, acked;
+	char pid[32];
+
+	pol_two_recorders(_metadata, self, "record", &log_ns, &log_cg);
+
+	if (access("/sys/fs/cgroup/cgroup.procs", F_OK))
+		ASSERT_EQ(mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, NULL), 0);
+	ASSERT_TRUE(!mkdir(cg, 0755) || errno == EEXIST);
+	cgfd = open(cg, O_RDONLY | O_DIRECTORY);
+	ASSERT_GE(cgfd, 0);
+	obj = bpf_object__open_file(policy_file("rekey_choose"), NULL);
+	ASSERT_NE(obj, NULL);
+	ASSERT_EQ(bpf_object__load(obj), 0);
+	chosen = policy_data(&(struct policy){ .obj = obj }, ".bss");
+	ASSERT_NE(chosen, NULL);
+	link = bpf_program__attach_cgroup(
+		bpf_object__find_program_by_name(obj, "choose_rekey_policy"),
+		cgfd);
+	ASSERT_NE(link, NULL);
+
+	/* new sockets, made in the cgroup */
+	snprintf(pid, sizeof(pid), "%d", getpid());
+	ASSERT_EQ(file_write(cg, "cgroup.procs", pid), 0);
+	close(self->rk.a);
+	close(self->rk.b);
+	rk_connect(_metadata, &self->rk, AF_INET, TLS_CIPHER_AES_GCM_128);
+	ASSERT_EQ(file_write("/sys/fs/cgroup", "cgroup.procs", pid), 0);
+	self->tx.fd = self->rk.a;
+
+	pol_start(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_GE(*chosen, 1);
+	EXPECT_STREQ(sock_policy(self->rk.a), "record2");
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	EXPECT_STREQ(rec_calls(log_cg, DIR_TX, &acked),
+		     "started:2 reinstall:2/0 resumed:2/1");
+	EXPECT_STREQ(rec_calls(log_ns, DIR_TX, &acked), "");
+	pol_finish(_metadata, self);
+
+	bpf_link__destroy(link);
+	bpf_object__close(obj);
+	close(cgfd);
+	rmdir(cg);
+}
+
+/* `tlsrekey -j sockets --netns @ns`: the kernel's sock_diag report */
+static const char *tlsrekey_sockets(const char *ns)
+{
+	static char out[16384];
+	char exe[PATH_MAX], cmd[PATH_MAX + 64];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	size_t len = 0;
+	FILE *f;
+
+	exe[n < 0 ? 0 : n] = 0;
+	snprintf(cmd, sizeof(cmd), "%s/../user/tlsrekey -j sockets --netns %s",
+		 dirname(exe), ns);
+	out[0] = 0;
+	f = popen(cmd, "r");
+	if (f) {
+		len = fread(out, 1, sizeof(out) - 1, f);
+		pclose(f);
+	}
+	out[len] = 0;
+	return out;
+}
+
+/* What `tlsrekey sockets` says of a's TX, as its JSON begins it */
+static const char *tx_state(__u32 generation, const char *mode,
+			    __u32 attempts)
+{
+	static char want[128];
+
+	snprintf(want, sizeof(want),
+		 "\"tx\":{\"conf\":\"hw\",\"generation\":%u,\"mode\":\"%s\",\"attempts\":%u",
+		 generation, mode, attempts);
+	return want;
+}
+
+/* `tlsrekey sockets` says of a's TX what the policy's hook @hook saw of
+ * key @generation, in mode @mode
+ */
+static void expect_tx_state(struct __test_metadata *_metadata,
+			    const struct rec_log *log, __u32 hook,
+			    __u32 generation, const char *mode)
+{
+	const struct rec_call *c = rec_find(log, hook, DIR_TX, generation);
+	const char *out;
+
+	ASSERT_NE(c, NULL);
+	out = tlsrekey_sockets("tls-a");
+	EXPECT_NE(strstr(out, tx_state(c->generation, mode, c->attempt)), NULL)
+		TH_LOG("%s", out);
+}
+
+/* `tlsrekey sockets -j` (the kernel's sock_diag) says of a's TX what the
+ * policy's hooks saw: generation, mode, attempts, bytes, policy.
+ */
+TEST_F_TIMEOUT(rekey_policy, sockets_agree_with_hooks, 120)
+{
+	const struct rec_call *c;
+	struct rec_answers *answers;
+	struct rec_log *log;
+	unsigned long long bytes = 0;
+	const char *out, *p;
+
+	answers = pol_record_start(_metadata, self, &log);
+	ASSERT_NE(answers, NULL);
+	out = tlsrekey_sockets("tls-a");
+	EXPECT_NE(strstr(out, tx_state(1, "device", 0)), NULL) TH_LOG("%s", out);
+	EXPECT_NE(strstr(out, "\"policy\":\"record\""), NULL) TH_LOG("%s", out);
+	EXPECT_NE(strstr(out, "\"rx\":{\"conf\":\"none\"}"), NULL) TH_LOG("%s", out);
+
+	/* in its SW window: the hooks' started, and the bytes since */
+	pol_open_window(_metadata, self);
+	expect_tx_state(_metadata, log, REC_STARTED, 2, "sw_window");
+	out = tlsrekey_sockets("tls-a");
+	p = strstr(out, "\"window_bytes\":");
+	ASSERT_NE(p, NULL);
+	sscanf(p, "\"window_bytes\":%llu", &bytes);
+	rk_wait_acked(self->rk.a);
+	pol_send(_metadata, self, CHUNK);
+	c = rec_find(log, REC_RESUMED, DIR_TX, 2);
+	ASSERT_NE(c, NULL);
+	/* nothing was sent between the two: the same bytes in SW */
+	EXPECT_EQ(bytes, c->sw_bytes);
+	EXPECT_GE(bytes, 16384);
+	expect_tx_state(_metadata, log, REC_RESUMED, 2, "device");
+
+	/* refused, and left in SW by the policy */
+	answers->dev_add_failed = TLS_REKEY_STAY_SW;
+	ASSERT_EQ(dev_knob(NSIM_A, "fail_add", 1), 0);
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	expect_tx_state(_metadata, log, REC_DEV_ADD_FAILED, 3, "sw_refused");
+	answers->reinstall = TLS_REKEY_STAY_SW;
+	pol_idle_update(_metadata, self);
+	pol_send(_metadata, self, CHUNK);
+	expect_tx_state(_metadata, log, REC_REINSTALL, 4, "sw_policy");
+	pol_finish(_metadata, self);
+}
+
+/* A container's root (its own user and network namespaces) chooses among
+ * the registered policies for its namespace, but cannot register one,
+ * even with a struct_ops map the host loaded.
+ */
+TEST_F_TIMEOUT(rekey_policy, container_root_selects_not_registers, 120)
+{
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(policy_load(&self->p, "rekey_record"), 0);
+	ASSERT_EQ(policy_register(&self->p), 0);
+	ASSERT_EQ(policy_load(&self->q, "rekey_record2"), 0);
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		if (unshare(CLONE_NEWUSER | CLONE_NEWNET))
+			_exit(10);
+		if (strcmp(ns_policy(NULL), ""))
+			_exit(11);
+		if (ns_policy_set(NULL, "record"))
+			_exit(12);
+		if (strcmp(ns_policy(NULL), "record"))
+			_exit(13);
+		if (ns_policy_set(NULL, "nope") != -ENOENT)
+			_exit(14);
+		_exit(policy_register(&self->q) == -EPERM ? 0 : 15);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	/* the host's namespaces are untouched */
+	EXPECT_STREQ(ns_policy("tls-a"), "");
+	EXPECT_STREQ(registered_policies(), "record\n");
 }
 
 /* Drop @cap (or every privilege with -1), load and attach a policy:
@@ -2967,7 +3425,7 @@ static int pol_attach_without(int cap)
 		}
 		err = policy_load(&p, "rekey_record");
 		if (!err)
-			err = policy_attach(&p);
+			err = policy_register(&p);
 		_exit(-err);
 	}
 	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))

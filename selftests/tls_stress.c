@@ -8,7 +8,8 @@
  * streams of random length, four threads (a sender and a receiver per
  * direction). Senders mix send() (with and without MSG_MORE), splice() from
  * a pipe and sendfile() of random sizes with TX key updates (one or several
- * in a row, so several keys can land in one SW window) and short pauses.
+ * in a row, so several keys can land in one SW window), short pauses and
+ * the socket's own policy choice (the loaded policy's name, or none).
  * Receivers mix recvmsg(), MSG_PEEK and splice() to a pipe of random sizes,
  * and install each new RX key at once or a little later (records then wait
  * encrypted). a closes its socket right after a last key update, while the
@@ -18,7 +19,8 @@
  *
  * Faults, one every 50-500 ms: tls_dev_add failures and delays (device
  * knobs), netem loss on a's port and loss/duplication/reordering on b's,
- * policy load/replace/unload (user/tlsrekey), TLS offload features off and
+ * policy load/replace/unload (user/tlsrekey) and a namespace's default
+ * switched between it and the built-in decisions, TLS offload features off and
  * on, a's netdevsim port deleted and re-created, a port's TLS driver
  * switched to the next of netdevsim's profiles: strict, trusting (a driver
  * that believes the socket, as real ones do), rx_deferred (decrypted frames
@@ -83,16 +85,17 @@ enum {
 	OP_SEND, OP_SEND_MORE, OP_SPLICE, OP_SENDFILE, OP_TX_UPDATE,
 	OP_TX_UPDATE_BURST, OP_PAUSE, OP_RECV, OP_PEEK, OP_SPLICE_READ,
 	OP_RX_UPDATE, OP_RX_UPDATE_LATE, OP_CLOSE_IN_WINDOW, OP_CONNECTION,
+	OP_CHOOSE_POLICY,
 	F_FAIL_ADD, F_ADD_DELAY, F_NETEM_A, F_NETEM_B, F_POLICY, F_FEATURE,
-	F_PORT_REPLACE, F_PROFILE, F_TX_BUSY, NR_COUNTS,
+	F_PORT_REPLACE, F_PROFILE, F_TX_BUSY, F_NETNS_DEFAULT, NR_COUNTS,
 };
 static const char *const count_name[NR_COUNTS] = {
 	"send", "send_msg_more", "splice", "sendfile", "tx_key_update",
 	"tx_key_update_burst", "pause", "recv", "recv_peek", "splice_read",
 	"rx_key_update", "rx_key_update_late", "close_in_window", "connection",
-	"fault_fail_add", "fault_add_delay", "fault_netem_a", "fault_netem_b",
+	"choose_policy", "fault_fail_add", "fault_add_delay", "fault_netem_a", "fault_netem_b",
 	"fault_policy", "fault_feature", "fault_port_replace", "fault_profile",
-	"fault_tx_busy",
+	"fault_tx_busy", "fault_netns_default",
 };
 static atomic_ullong counts[NR_COUNTS];
 static atomic_ullong bytes_verified;
@@ -233,6 +236,24 @@ static int tx_chunk(struct worker *w, int fd, size_t len, bool more, int how)
 	return 0;
 }
 
+/* the policy the fault thread loaded last, a built-in's name ("" none) */
+static _Atomic(const char *) policy_loaded = "";
+
+/* The socket chooses the loaded policy or none (its namespace's default).
+ * ENOENT: the fault thread unloaded it meanwhile.
+ */
+static int choose_policy(struct worker *w, int fd)
+{
+	const char *name = pick(&w->rnd, 2) ? atomic_load(&policy_loaded) : "";
+
+	count(OP_CHOOSE_POLICY);
+	if (!setsockopt(fd, SOL_TLS, TLS_REKEY_POLICY, name, strlen(name)) ||
+	    errno == ENOENT)
+		return 0;
+	fail("%s: choosing policy '%s': %s", w->s->name, name, strerror(errno));
+	return -1;
+}
+
 static void *sender(void *arg)
 {
 	struct worker *w = arg;
@@ -264,6 +285,10 @@ static void *sender(void *arg)
 				usleep(pick(&w->rnd, 3000));
 				continue;
 			}
+			break;
+		case 2:
+			if (!pick(&w->rnd, 4) && choose_policy(w, fd))
+				return NULL;
 			break;
 		}
 		how = pick(&w->rnd, 4);
@@ -633,14 +658,34 @@ static void fault(unsigned long long *r, int what)
 		break;
 	case F_POLICY:
 		if (!policy) {
-			rc = fault_cmd("%s load %s >/dev/null", tlsrekey, policies[pick(r, 4)]);
+			const char *name = policies[pick(r, 4)];
+
+			/* registered, and the default of both namespaces */
+			rc = fault_cmd("%s load %s >/dev/null && %s default %s -n $NS_A >/dev/null && %s default %s -n $NS_B >/dev/null",
+				       tlsrekey, name, tlsrekey, name, tlsrekey, name);
 			policy = !rc;
+			if (policy)
+				atomic_store(&policy_loaded, name);
 		} else if (pick(r, 3)) {
-			rc = fault_cmd("%s replace %s >/dev/null", tlsrekey, policies[pick(r, 4)]);
+			const char *name = policies[pick(r, 4)];
+
+			rc = fault_cmd("%s replace %s >/dev/null", tlsrekey, name);
+			if (!rc)
+				atomic_store(&policy_loaded, name);
 		} else {
 			rc = fault_cmd("%s unload >/dev/null", tlsrekey);
 			policy = !!rc;
+			if (!policy)
+				atomic_store(&policy_loaded, "");
 		}
+		break;
+	case F_NETNS_DEFAULT:
+		/* the loaded policy or the built-in decisions, for sockets
+		 * whose next key update starts now
+		 */
+		rc = fault_cmd("%s default \"%s\" -n %s >/dev/null", tlsrekey,
+			       pick(r, 2) ? atomic_load(&policy_loaded) : "",
+			       pick(r, 2) ? "$NS_A" : "$NS_B");
 		break;
 	case F_FEATURE:
 		dev = pick(r, 3);
@@ -692,7 +737,7 @@ static int next_fault(unsigned long long *r, bool second_half)
 		[F_NETEM_A - F_FAIL_ADD] = 4, [F_NETEM_B - F_FAIL_ADD] = 4,
 		[F_POLICY - F_FAIL_ADD] = 5, [F_FEATURE - F_FAIL_ADD] = 6,
 		[F_PORT_REPLACE - F_FAIL_ADD] = 1, [F_PROFILE - F_FAIL_ADD] = 3,
-		[F_TX_BUSY - F_FAIL_ADD] = 3,
+		[F_TX_BUSY - F_FAIL_ADD] = 3, [F_NETNS_DEFAULT - F_FAIL_ADD] = 3,
 	};
 	unsigned int i, total = 0, x;
 
@@ -790,7 +835,8 @@ static void usage(void)
 		"  -t S   run this long (default: $STRESS_SECONDS, else 60)\n"
 		"  -s N   seed of the schedule (default: from the clock; printed)\n"
 		"  -f L   these faults: fail_add, add_delay, netem_a, netem_b, policy,\n"
-		"         feature, port_replace, profile, tx_busy, or all (default: all)\n");
+		"         feature, port_replace, profile, tx_busy, netns_default, or all\n"
+		"         (default: all)\n");
 	exit(2);
 }
 
@@ -945,7 +991,8 @@ int main(int argc, char **argv)
 		if (faults_enabled & 1u << (i - F_FAIL_ADD) && !counts[i])
 			v = 0;
 	ksft_test_result(v && counts[OP_TX_UPDATE] && counts[OP_RX_UPDATE] &&
-			 counts[OP_CLOSE_IN_WINDOW] && bytes_verified,
+			 counts[OP_CLOSE_IN_WINDOW] && counts[OP_CHOOSE_POLICY] &&
+			 bytes_verified,
 			 "the schedule did what it is for\n");
 	topo("topo_down %d", NSIM_A);
 	if (stuck)	/* its threads are blocked in the stalled sockets */

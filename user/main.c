@@ -95,26 +95,56 @@ static const struct command {
 	const char *text;
 } commands[] = {
 	{ "load", "POLICY [-s|--set KEY=VALUE]...", OPT_SET,
-	  "Load POLICY, set its tunables, attach it and pin its link and maps in\n"
-	  "the pin directory, so that it stays active after tlsrekey exits.\n"
-	  "POLICY is a built-in (below) or a path to a .bpf.o implementing\n"
-	  "struct tls_rekey_ops. Refuses if a policy is active (use replace).\n"
-	  "A failed load leaves no pins behind.\n" },
+	  "Load POLICY, set its tunables, register it with the kernel by its name\n"
+	  "and pin its link and maps in the pin directory, so that it stays\n"
+	  "registered after tlsrekey exits. POLICY is a built-in (below) or a\n"
+	  "path to a .bpf.o implementing struct tls_rekey_ops. Registering is not\n"
+	  "choosing: a policy decides for the sockets of the namespaces that make\n"
+	  "it their default (tlsrekey default) and for sockets that choose it\n"
+	  "(setsockopt TLS_REKEY_POLICY). Refuses if the pin directory has a\n"
+	  "policy (use replace, or another --pin-dir) or the kernel one of that\n"
+	  "name. A failed load leaves no pins behind.\n" },
+	{ "default", "NAME [-n|--netns NETNS]", OPT_NETNS,
+	  "Make the registered policy NAME (or the one of a .bpf.o given by its\n"
+	  "path) the default of tlsrekey's network namespace, or of NETNS\n"
+	  "(/run/netns/NETNS): the sysctl net.tls.rekey_policy. An empty NAME\n"
+	  "('') returns it to the kernel's built-in decisions. A namespace created later starts with the initial\n"
+	  "namespace's default. Key updates under way keep their policy.\n" },
 	{ "replace", "POLICY [-s|--set KEY=VALUE]...", OPT_SET,
-	  "Load POLICY and swap it for the active one with one link update:\n"
-	  "sockets never run without a policy decision. The old policy's maps\n"
-	  "are unpinned (those the new one shares by name are kept).\n" },
+	  "Load POLICY and swap it for the pinned one with one link update: the\n"
+	  "namespaces and sockets that chose the old policy have the new one, never\n"
+	  "no decision. The old policy's maps are unpinned (those the new one\n"
+	  "shares by name are kept).\n" },
 	{ "unload", "", 0,
-	  "Detach the active policy (unpin its link) and remove its pins; the\n"
-	  "kernel's default decisions apply again. A socket in the middle of a\n"
-	  "key update finishes it with the defaults.\n" },
+	  "Unregister the pinned policy (unpin its link) and remove its pins.\n"
+	  "Namespaces whose default it was get the built-in decisions, sockets\n"
+	  "that chose it their namespace's default; a socket in the middle of a\n"
+	  "key update finishes it with that default.\n" },
+	{ "list", "", 0,
+	  "List the registered policies and the built-in decisions, each with the\n"
+	  "network namespaces whose default it is and the TLS sockets it decides\n"
+	  "for (a socket counts once per policy deciding one of its offloaded\n"
+	  "directions). JSON: [{policy, default_in: [netns], sockets}], the\n"
+	  "built-in decisions as policy \"\".\n" },
+	{ "sockets", "[-n|--netns NETNS]", OPT_NETNS,
+	  "List the TLS sockets of every network namespace (or of NETNS) with\n"
+	  "each direction's key update state, from the kernel (sock_diag, as ss\n"
+	  "reads it): conf (sw, hw), and for offloaded directions the key\n"
+	  "generation, the mode (device; sw_window: in software until the device\n"
+	  "may have the key; sw_refused: the device refused it; sw_policy: in\n"
+	  "software by the policy's decision; sw_no_device), tls_dev_add attempts\n"
+	  "for the key, time and bytes in software for it, and the policy deciding\n"
+	  "(that of a key update under way, else the socket's next one's). JSON:\n"
+	  "[{netns, local, peer, cookie, tx: {conf, generation, mode, attempts,\n"
+	  "window_ns, window_bytes, policy}, rx: {...}}].\n" },
 	{ "status", "", 0,
-	  "Show whether the kernel supports policies, which one it runs and since\n"
-	  "when (/sys/kernel/tls_rekey), the policy pinned in the pin directory and\n"
-	  "what it decides, since when, its link and map ids, and its tunables\n"
-	  "with their meaning. JSON: {kernel_support, in_force: {policy, since},\n"
-	  "pin_dir, policy, about, since, link_id, struct_ops_map_id,\n"
-	  "maps: {name: id}, tunables: {name: value}}.\n" },
+	  "Show whether the kernel supports policies, which ones are registered\n"
+	  "(/sys/kernel/tls_rekey/policies), the default of tlsrekey's network\n"
+	  "namespace (net.tls.rekey_policy), the policy pinned in the pin\n"
+	  "directory and what it decides, since when, its link and map ids, and\n"
+	  "its tunables with their meaning. JSON: {kernel_support, registered:\n"
+	  "[name], netns_default, pin_dir, policy, about, since, link_id,\n"
+	  "struct_ops_map_id, maps: {name: id}, tunables: {name: value}}.\n" },
 	{ "stats", "[-f FORMAT] [-n NETNS] [-o FILE] [-w SECONDS [-c N]]",
 	  OPT_NETNS | OPT_WATCH | OPT_COUNT | OPT_FORMAT | OPT_OUTPUT,
 	  "  -f, --format text|json|prometheus  (default text; json is -j)\n"
@@ -383,6 +413,12 @@ static int run(int argc, char **argv)
 		return !strcmp(c->name, "load") ? cmd_load(argv[1], sets, nr_sets) :
 						  cmd_replace(argv[1], sets, nr_sets);
 	}
+	if (!strcmp(c->name, "default")) {
+		if (argc != 2)
+			return fail(EXIT_USAGE, argc < 2 ? "default needs a NAME ('' for the built-in decisions)" :
+				    "unexpected argument '%s' for default", argv[argc - 1]);
+		return cmd_default(argv[1], netns);
+	}
 	if (!strcmp(c->name, "set")) {
 		if (argc < 2)
 			return fail(EXIT_USAGE, "set needs KEY=VALUE; see 'tlsrekey help set'");
@@ -397,6 +433,10 @@ static int run(int argc, char **argv)
 		return cmd_unload();
 	if (!strcmp(c->name, "status"))
 		return cmd_status();
+	if (!strcmp(c->name, "list"))
+		return cmd_list();
+	if (!strcmp(c->name, "sockets"))
+		return cmd_sockets(netns);
 	return cmd_stats(json_wtr ? FORMAT_JSON : format, netns, output, watch, count);
 }
 

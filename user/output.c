@@ -32,24 +32,13 @@
 
 /* ------------------------------------------------------------ namespaces */
 
-/* A network namespace on this host: how to enter it and what to call it
- * (its name in /run/netns as ip-netns gives it; "init" for PID 1's; else
- * "ino:INODE", the inode of its nsfs file).
- */
-struct netns {
-	char label[80];
-	char path[PATH_MAX];	/* /run/netns/NAME or /proc/PID/ns/net */
-	ino_t ino;
-	__u64 cookie;
-};
-
-static struct netns *netns;
-static int nr_netns;
+struct netns *netns;
+int nr_netns;
 
 static int self_netns = -1;
 
 /* run in the namespace of @path; back with leave_netns() */
-static bool enter_netns(const char *path)
+bool enter_netns(const char *path)
 {
 	int fd;
 	bool ok;
@@ -63,7 +52,7 @@ static bool enter_netns(const char *path)
 	return ok;
 }
 
-static void leave_netns(void)
+void leave_netns(void)
 {
 	if (self_netns >= 0 && setns(self_netns, CLONE_NEWNET))
 		fprintf(stderr, "tlsrekey: cannot return to its own netns: %s\n",
@@ -127,7 +116,7 @@ static void netns_add(const char *path, const char *name, ino_t init_ino)
 /* Every namespace: named ones, then those of processes. Without the
  * right to enter one (CAP_SYS_ADMIN) its cookie stays 0.
  */
-static void netns_scan(void)
+void netns_scan(void)
 {
 	char path[PATH_MAX];
 	struct dirent *de;
@@ -471,22 +460,89 @@ static int read_tls_stat(const struct netns *n, struct stat_line **out)
 
 /* ------------------------------------------------------------ status */
 
-/* What the kernel says is in force (/sys/kernel/tls_rekey): the policy's
- * name, "" for the defaults, and since when; false on a kernel without it.
+/* The policies the kernel has registered (/sys/kernel/tls_rekey/policies),
+ * one name a line, into @buf joined by ", "; false on a kernel without it.
  */
-static bool in_force(char *name, size_t size, long long *since)
+static bool registered(char *buf, size_t size)
 {
-	FILE *f = fopen("/sys/kernel/tls_rekey/policy", "r");
+	FILE *f = fopen("/sys/kernel/tls_rekey/policies", "r");
+	char line[64];
+	size_t n = 0;
+
+	buf[0] = 0;
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		n += snprintf(buf + n, n < size ? size - n : 0, "%s%s",
+			      n ? ", " : "", line);
+	}
+	fclose(f);
+	return true;
+}
+
+#define NETNS_DEFAULT	"/proc/sys/net/tls/rekey_policy"
+
+/* net.tls.rekey_policy of the netns tlsrekey is in: "" for the built-in
+ * decisions; false without it (no such kernel, or tls.ko not loaded)
+ */
+static bool netns_default(char *name, size_t size)
+{
+	FILE *f = fopen(NETNS_DEFAULT, "r");
 	bool ok = f && fgets(name, size, f);
 
 	if (f)
 		fclose(f);
 	name[ok ? strcspn(name, "\n") : 0] = 0;
-	f = fopen("/sys/kernel/tls_rekey/policy_since", "r");
-	ok = ok && f && fscanf(f, "%lld", since) == 1;
-	if (f)
-		fclose(f);
 	return ok;
+}
+
+/* default NAME [--netns NS]: choose the policy of a network namespace */
+int cmd_default(const char *policy, const char *netns)
+{
+	char path[PATH_MAX], previous[64], name[64];
+	bool ok;
+	FILE *f;
+	int err;
+
+	err = policy_name_of(policy, name, sizeof(name));
+	if (err)
+		return err;
+	if (strlen(name) >= 16)
+		return fail(EXIT_USAGE, "'%s': a policy name has at most 15 characters", name);
+	err = check_kernel();
+	if (err)
+		return err;
+	snprintf(path, sizeof(path), "/run/netns/%s", netns ?: "");
+	if (netns && !enter_netns(path))
+		return fail_errno(errno, path);
+	ok = netns_default(previous, sizeof(previous));
+	f = ok ? fopen(NETNS_DEFAULT, "w") : NULL;
+	if (!f) {
+		err = fail_errno(errno, NETNS_DEFAULT);
+	} else {
+		/* the kernel answers the write, which fclose() makes */
+		ok = fprintf(f, "%s\n", name) > 0;
+		if (fclose(f) || !ok)
+			err = errno == ENOENT ?
+			      fail(EXIT_STATE, "no policy '%s' is registered (see tlsrekey status)", name) :
+			      fail_errno(errno, NETNS_DEFAULT);
+	}
+	if (netns)
+		leave_netns();
+	if (err)
+		return err;
+	if (json_wtr) {
+		jsonw_start_object(json_wtr);
+		jsonw_string_field(json_wtr, "netns", netns ?: "");
+		jsonw_string_field(json_wtr, "policy", name);
+		jsonw_string_field(json_wtr, "previous", previous);
+		jsonw_end_object(json_wtr);
+	} else {
+		printf("netns %s: %s -> %s\n", netns ?: "(tlsrekey's)",
+		       *previous ? previous : "built-in", *name ? name : "built-in");
+	}
+	return 0;
 }
 
 int cmd_status(void)
@@ -497,13 +553,11 @@ int cmd_status(void)
 	struct btf *btf = NULL, *ops_btf = NULL;
 	__u32 type_id = 0;
 	void *conf = NULL;
-	char when[64], kname[64];
-	long long ksince = 0;
-	bool kernel_says;
+	char when[64], names[512], dflt[64];
+	bool kernel_says, has_default;
 	struct active a;
 	int err, i, nr = 0;
 	unsigned long long v;
-	time_t kt;
 
 	err = check_bpffs(false);
 	if (err)
@@ -518,20 +572,27 @@ int cmd_status(void)
 		about = policy_about(ops_btf);
 	}
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime(&a.since));
-	kernel_says = in_force(kname, sizeof(kname), &ksince);
+	kernel_says = registered(names, sizeof(names));
+	has_default = netns_default(dflt, sizeof(dflt));
 
 	if (json_wtr) {
 		jsonw_start_object(json_wtr);
 		jsonw_bool_field(json_wtr, "kernel_support", supported);
-		if (kernel_says) {	/* what the kernel runs, pinned here or not */
-			jsonw_name(json_wtr, "in_force");
-			jsonw_start_object(json_wtr);
-			if (*kname)
-				jsonw_string_field(json_wtr, "policy", kname);
+		if (kernel_says) {	/* what the kernel has, pinned here or not */
+			char *n, *save = NULL;
+
+			jsonw_name(json_wtr, "registered");
+			jsonw_start_array(json_wtr);
+			for (n = strtok_r(names, ", ", &save); n;
+			     n = strtok_r(NULL, ", ", &save))
+				jsonw_string(json_wtr, n);
+			jsonw_end_array(json_wtr);
+		}
+		if (has_default) {
+			if (*dflt)
+				jsonw_string_field(json_wtr, "netns_default", dflt);
 			else
-				jsonw_null_field(json_wtr, "policy");
-			jsonw_int_field(json_wtr, "since", ksince);
-			jsonw_end_object(json_wtr);
+				jsonw_null_field(json_wtr, "netns_default");
 		}
 		jsonw_string_field(json_wtr, "pin_dir", pin_dir);
 		if (!err) {
@@ -562,15 +623,13 @@ int cmd_status(void)
 
 	printf("kernel support: %s\n", supported ? "yes (struct tls_rekey_ops)" :
 	       "no (this kernel lacks the kernel/patches series)");
-	if (kernel_says) {
-		kt = ksince;
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime(&kt));
-		printf("in force:       %s since %s (/sys/kernel/tls_rekey)\n",
-		       *kname ? kname : "the kernel's default decisions", when);
-		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime(&a.since));
-	}
+	if (kernel_says)
+		printf("registered:     %s\n", *names ? names : "none");
+	if (has_default)
+		printf("this netns:     %s (net.tls.rekey_policy)\n",
+		       *dflt ? dflt : "the built-in decisions");
 	if (!err) {
-		printf("policy:         none in %s; the kernel's default decisions apply\n", pin_dir);
+		printf("policy:         none in %s\n", pin_dir);
 		goto out;
 	}
 	printf("policy:         %s%s%s\n", a.name, about ? ": " : "", about ?: "");
@@ -1044,7 +1103,7 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static struct netns *netns_by_name(const char *name)
+struct netns *netns_by_name(const char *name)
 {
 	char path[PATH_MAX];
 	struct stat st;

@@ -389,6 +389,26 @@ static int open_policy(const char *arg, struct loaded *l)
 	return 0;
 }
 
+/* The name policy @arg registers under: that of the object if @arg is a
+ * path to one, else @arg (a built-in's or any registered policy's name).
+ */
+int policy_name_of(const char *arg, char *name, size_t size)
+{
+	struct loaded l;
+	int err;
+
+	if (!strchr(arg, '/') && !strstr(arg, ".bpf.o")) {
+		snprintf(name, size, "%s", arg);
+		return 0;
+	}
+	err = open_policy(arg, &l);
+	if (err)
+		return err;
+	snprintf(name, size, "%s", l.name);
+	bpf_object__close(l.obj);
+	return 0;
+}
+
 /* maps @l pinned that an active policy did not already have */
 static void unpin_new_maps(struct loaded *l, const struct active *keep)
 {
@@ -501,9 +521,10 @@ int cmd_load(const char *policy, char **sets, int nr_sets)
 	link = bpf_map__attach_struct_ops(l.ops);
 	if (!link) {
 		err = -errno;
-		err = err == -EBUSY ?
-		      fail(EXIT_STATE, "another policy was attached meanwhile (not pinned in %s)", pin_dir) :
-		      fail_errno(err, "attaching the policy");
+		err = err == -EEXIST ?
+		      fail(EXIT_STATE, "a policy named %s is registered already (not pinned in %s)",
+			   l.name, pin_dir) :
+		      fail_errno(err, "registering the policy");
 		goto out;
 	}
 	snprintf(pin, sizeof(pin), "%s/%s_ops", pin_dir, l.name);
@@ -565,17 +586,15 @@ int cmd_replace(const char *policy, char **sets, int nr_sets)
 	if (err)
 		goto out;
 	/* libbpf gives the kernel the new struct_ops value only on its way
-	 * to a link of its own; with a policy attached that link is refused
-	 * (EBUSY), which leaves the map ready for the pinned link's update.
+	 * to a link of its own. Under the pinned policy's name that link is
+	 * refused (EEXIST); under another it registers the policy for a
+	 * moment in which nothing chose it. Either leaves the map ready for
+	 * the pinned link's update.
 	 */
 	new_link = bpf_map__attach_struct_ops(l.ops);
-	if (new_link) {
-		/* the old policy went away meanwhile: this is a load */
+	if (new_link)
 		bpf_link__destroy(new_link);
-		err = fail(EXIT_STATE, "policy %s was detached meanwhile; use 'tlsrekey load'", a.name);
-		goto out;
-	}
-	if (errno != EBUSY) {
+	else if (errno != EEXIST) {
 		err = fail_errno(errno, "preparing the policy");
 		goto out;
 	}

@@ -3,7 +3,8 @@
  * tlsrekey: what its parts share. main.c parses the command line and
  * dispatches, policy.c finds, loads, replaces and unloads policies,
  * tunables.c reads what a policy's BTF says about itself and sets its
- * tunables, output.c prints status and stats (text, JSON, Prometheus).
+ * tunables, output.c prints status and stats (text, JSON, Prometheus),
+ * sockets.c lists sockets and policies in use (sock_diag).
  */
 #ifndef TLSREKEY_H
 #define TLSREKEY_H
@@ -86,6 +87,7 @@ struct bpf_object *builtin_open(const struct builtin *b);
 int cmd_load(const char *policy, char **sets, int nr_sets);
 int cmd_replace(const char *policy, char **sets, int nr_sets);
 int cmd_unload(void);
+int policy_name_of(const char *arg, char *name, size_t size);
 
 /* ------------------------------------------------------------ tunables.c */
 
@@ -127,13 +129,40 @@ int cmd_set(char **sets, int nr_sets);
 
 /* ------------------------------------------------------------ output.c */
 
+/* A network namespace on this host: how to enter it and what to call it
+ * (its name in /run/netns as ip-netns gives it; "init" for PID 1's; else
+ * "ino:INODE", the inode of its nsfs file).
+ */
+struct netns {
+	char label[80];
+	char path[PATH_MAX];	/* /run/netns/NAME or /proc/PID/ns/net */
+	ino_t ino;
+	__u64 cookie;
+};
+
+/* every namespace, after netns_scan() */
+extern struct netns *netns;
+extern int nr_netns;
+void netns_scan(void);
+/* /run/netns/@name's, or NULL */
+struct netns *netns_by_name(const char *name);
+/* run in the namespace of @path; back with leave_netns() */
+bool enter_netns(const char *path);
+void leave_netns(void);
+
 enum format { FORMAT_TEXT, FORMAT_JSON, FORMAT_PROMETHEUS };
 
 int cmd_status(void);
+int cmd_default(const char *name, const char *netns);
 /* @netns: a name in /run/netns, or NULL for tlsrekey's own; @output: a
  * file each round replaces whole, or NULL for stdout
  */
 int cmd_stats(enum format format, const char *netns, const char *output,
 	      int watch, int count);
+
+/* ------------------------------------------------------------ sockets.c */
+
+int cmd_sockets(const char *netns);
+int cmd_list(void);
 
 #endif /* TLSREKEY_H */

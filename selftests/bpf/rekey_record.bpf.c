@@ -74,7 +74,13 @@ TLS_REKEY_NOTIFY(rec_resumed)
 	rec(REC_RESUMED, rekey);
 }
 
-TLS_REKEY_POLICY(record, "selftest: records the moment and context of every hook",
+/* rekey_record2.bpf.c: the same under another name */
+#ifndef REC_NAME
+#define REC_NAME record
+#endif
+#define REC_POLICY(name, ...) TLS_REKEY_POLICY(name, __VA_ARGS__)
+
+REC_POLICY(REC_NAME, "selftest: records the moment and context of every hook",
 	.started	 = (void *)rec_started,
 	.clean_acked	 = (void *)rec_clean_acked,
 	.old_key_retired = (void *)rec_old_key_retired,
