@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * tlsrekey: manage the key update policy of offloaded kTLS sockets.
+ * tlsrekey: manage the key update policies of offloaded kTLS sockets.
  *
  * A policy is a BPF struct_ops (struct tls_rekey_ops) that takes the
  * decisions of TLS 1.3 key updates on sockets whose records the NIC
  * encrypts or decrypts. This tool loads one (a built-in from bpf/, or any
- * .bpf.o), attaches it through a struct_ops link and pins the link and the
- * policy's maps in a bpffs directory, so that the policy outlives the tool;
- * it replaces, tunes, watches and removes it. `tlsrekey --help` is the
- * manual. This file: the command line, the help, the dispatch.
+ * .bpf.o), registers it by name through a struct_ops link and pins the link
+ * and the policy's maps in a bpffs directory, so that the policy outlives
+ * the tool; it chooses namespaces' defaults, shows who uses which policy and
+ * each socket's state, replaces, tunes, watches and removes policies.
+ * `tlsrekey --help` is the manual. This file: the command line, the help,
+ * the dispatch.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -195,9 +197,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: tlsrekey [OPTIONS] COMMAND [ARGS]\n"
 		"       tlsrekey help [COMMAND]\n\n"
-		"Manage the key update policy of offloaded kTLS sockets: a BPF\n"
-		"struct_ops (struct tls_rekey_ops) that decides when a NIC gets the new\n"
-		"key after a TLS 1.3 KeyUpdate and how refused keys are retried.\n\n"
+		"Manage the key update policies of offloaded kTLS sockets: BPF\n"
+		"struct_ops (struct tls_rekey_ops) that decide when a NIC gets the new\n"
+		"key after a TLS 1.3 KeyUpdate and how refused keys are retried,\n"
+		"registered by name and chosen per network namespace or per socket.\n\n"
 		"Commands:\n");
 	for (i = 0; i < NR_COMMANDS; i++)
 		fprintf(f, "  %s%s%s\n", commands[i].name, *commands[i].args ? " " : "",
@@ -219,8 +222,9 @@ static void usage(FILE *f)
 		"  -h, --help         print this help, or a command's with COMMAND\n\n"
 		"Exit codes: 0 done; 1 bad command line, tunable or value; 2 kernel\n"
 		"without struct tls_rekey_ops; 3 permission denied (run as root);\n"
-		"4 no bpffs or unusable pin directory; 5 a policy is active (load) or\n"
-		"none is (replace, unload, set); 6 the policy failed to load or attach.\n\n"
+		"4 no bpffs or unusable pin directory; 5 a policy is pinned (load) or\n"
+		"none is (replace, unload, set), or no policy of that name is\n"
+		"registered (default); 6 the policy failed to load or register.\n\n"
 		"Without tlsrekey: bpftool struct_ops register POLICY.bpf.o " DEFAULT_DIR "\n"
 		"See tlsrekey(8) and 'tlsrekey help COMMAND'.\n");
 }
