@@ -199,7 +199,8 @@ tap_check "... keeps its maps (re-used by name) and takes the tunable" \
 	  "backoff $link 300 backoff_breakers backoff_conf backoff_stats" ]
 expect "stats --watch 1 --count 2" 0 "" "$tlsrekey" stats --watch 1 --count 2
 tap_check "stats --watch printed two rounds" [ "$(grep -c '^policy: backoff' "$tmp/out")" = 2 ]
-expect "unload after replace" 0 "" "$tlsrekey" unload
+expect "unload by a name that is not the pinned policy's" 5 "is backoff, not observe" "$tlsrekey" unload observe
+expect "unload after replace, by its name" 0 "" "$tlsrekey" unload backoff
 tap_check "no pins after unload" no_pins
 tap_check "none registered; this netns is back on the built-in decisions" \
 	eval 'registered && netns_default ""'
@@ -323,7 +324,7 @@ expect "--set for status" 1 "status takes no --set" "$tlsrekey" status --set bas
 expect "--count without --watch" 1 "--count needs --watch" "$tlsrekey" stats --count 2
 expect "an unknown --format" 1 "expected text, json or prometheus" "$tlsrekey" stats --format xml
 expect "-j and --format text" 1 "disagree" "$tlsrekey" -j stats --format text
-expect "an extra argument" 1 "unexpected argument 'x' for unload" "$tlsrekey" unload x
+expect "an extra argument" 1 "unexpected argument 'y' for unload" "$tlsrekey" unload x y
 expect "an option without its value" 1 "needs a value" "$tlsrekey" stats --watch
 "$tlsrekey" -j unload >"$tmp/err.json" 2>"$tmp/err"
 rc=$?

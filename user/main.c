@@ -117,8 +117,9 @@ static const struct command {
 	  "namespaces and sockets that chose the old policy have the new one, never\n"
 	  "no decision. The old policy's maps are unpinned (those the new one\n"
 	  "shares by name are kept).\n" },
-	{ "unload", "", 0,
-	  "Unregister the pinned policy (unpin its link) and remove its pins.\n"
+	{ "unload", "[NAME]", 0,
+	  "Unregister the pinned policy (unpin its link) and remove its pins;\n"
+	  "NAME, if given, must be its name.\n"
 	  "Namespaces whose default it was get the built-in decisions, sockets\n"
 	  "that chose it their namespace's default; a socket in the middle of a\n"
 	  "key update finishes it with that default.\n" },
@@ -430,11 +431,14 @@ static int run(int argc, char **argv)
 			return fail(EXIT_USAGE, "at most %d settings", MAX_SETS);
 		return cmd_set(argv + 1, argc - 1);
 	}
+	if (!strcmp(c->name, "unload")) {
+		if (argc > 2)
+			return fail(EXIT_USAGE, "unexpected argument '%s' for unload", argv[2]);
+		return cmd_unload(argc > 1 ? argv[1] : NULL);
+	}
 	if (argc > 1)
 		return fail(EXIT_USAGE, "unexpected argument '%s' for %s", argv[1],
 			    c->name);
-	if (!strcmp(c->name, "unload"))
-		return cmd_unload();
 	if (!strcmp(c->name, "status"))
 		return cmd_status();
 	if (!strcmp(c->name, "list"))

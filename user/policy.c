@@ -625,13 +625,17 @@ out:
 	return err;
 }
 
-int cmd_unload(void)
+/* unload [NAME]: NAME, if given, names the pinned policy */
+int cmd_unload(const char *name)
 {
 	struct active a;
 	int err = need_active(&a);
 
 	if (err)
 		return err;
+	if (name && strcmp(name, a.name))
+		return fail(EXIT_STATE, "the policy pinned in %s is %s, not %s",
+			    pin_dir, a.name, name);
 	if (unlink(a.link_pin))
 		return fail_errno(errno, a.link_pin);
 	unpin_maps_of(&a, NULL);

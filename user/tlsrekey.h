@@ -86,7 +86,7 @@ struct bpf_object *builtin_open(const struct builtin *b);
 
 int cmd_load(const char *policy, char **sets, int nr_sets);
 int cmd_replace(const char *policy, char **sets, int nr_sets);
-int cmd_unload(void);
+int cmd_unload(const char *name);
 int policy_name_of(const char *arg, char *name, size_t size);
 
 /* ------------------------------------------------------------ tunables.c */
