@@ -65,7 +65,6 @@ else
 	conns="1 100 1000 10000" lat_n=20 lat_reps=21 mixed_conns=1000
 fi
 pace=3 stream_sndbuf=262144
-pin2=/sys/fs/bpf/tls_rekey_bench2	# a second policy's pins (figure 6)
 
 mkdir -p "$out"
 rm -f "$out"/raw.txt "$out"/failed.txt "$out"/trace.*.txt
@@ -98,8 +97,7 @@ tracing() {
 }
 
 topo_up 200 && topo_tls_offload || exit 1
-"$tlsrekey" unload >/dev/null 2>&1
-"$tlsrekey" -d $pin2 unload >/dev/null 2>&1
+rm -rf /sys/fs/bpf/tls_rekey	# what an earlier run left: unpinned, unregistered
 echo mono >$trace/trace_clock
 echo 16384 >$trace/buffer_size_kb
 start=$(date +%s)
@@ -189,15 +187,15 @@ offload on
 for n in $(want 6 && echo $conns); do
 	run "fig=6" scale -n "$n" -d $((300 + n))
 done
-# ... and with policies mixed across the sockets: observe, default (a
-# second pin directory) and the built-in decisions in turn
+# ... and with policies mixed across the sockets: observe, default and
+# the built-in decisions in turn
 if want 6; then
 	n=$mixed_conns
-	{ "$tlsrekey" load observe && "$tlsrekey" -d $pin2 load default; } >/dev/null ||
+	{ "$tlsrekey" load observe && "$tlsrekey" load default; } >/dev/null ||
 		failed=$((failed + 1))
 	run "fig=6 case=mixed" scale -n "$n" -d $((300 + n)) -P observe,default,-
-	"$tlsrekey" unload >/dev/null
-	"$tlsrekey" -d $pin2 unload >/dev/null
+	"$tlsrekey" unload observe >/dev/null
+	"$tlsrekey" unload default >/dev/null
 fi
 
 # Figure 7: three keys in each window (ACKs 10 ms late, so the window is

@@ -154,7 +154,7 @@ for p in $policies; do
 		expect "default: set on a policy without tunables" 1 "no tunables" "$tlsrekey" set x=1
 		;;
 	esac
-	expect "$p: load while it is active" 5 "is active" "$tlsrekey" load observe
+	expect "$p: load while it is pinned" 5 "is pinned already" "$tlsrekey" load $p
 	expect "$p: unload" 0 "" "$tlsrekey" unload
 	tap_check "$p: unload leaves no pins" no_pins
 done
@@ -199,11 +199,28 @@ tap_check "... keeps its maps (re-used by name) and takes the tunable" \
 	  "backoff $link 300 backoff_breakers backoff_conf backoff_stats" ]
 expect "stats --watch 1 --count 2" 0 "" "$tlsrekey" stats --watch 1 --count 2
 tap_check "stats --watch printed two rounds" [ "$(grep -c '^policy: backoff' "$tmp/out")" = 2 ]
-expect "unload by a name that is not the pinned policy's" 5 "is backoff, not observe" "$tlsrekey" unload observe
+expect "unload by a name that is not pinned" 5 "no policy observe is pinned" "$tlsrekey" unload observe
 expect "unload after replace, by its name" 0 "" "$tlsrekey" unload backoff
 tap_check "no pins after unload" no_pins
 tap_check "none registered; this netns is back on the built-in decisions" \
 	eval 'registered && netns_default ""'
+
+# ---- several policies pinned side by side, each registered
+expect "load observe" 0 "" "$tlsrekey" load observe
+expect "... and ratelimit next to it" 0 "" "$tlsrekey" load ratelimit --set per_sec=7
+tap_check "both registered, each with its own pins" \
+	eval 'registered observe ratelimit && [ -e $dir/observe_ops -a -e $dir/observe_dev -a -e $dir/ratelimit_ops -a -e $dir/ratelimit_conf ]'
+expect "status without --policy: which one?" 5 "several policies are pinned in $dir (" "$tlsrekey" status
+expect "--policy ratelimit set per_sec=9" 0 "per_sec 7 -> 9" "$tlsrekey" --policy ratelimit set per_sec=9
+"$tlsrekey" -P ratelimit -j status >"$tmp/status.json"
+tap_check "-P ratelimit -j status: its tunable, its maps only" \
+	[ "$(json_field "$tmp/status.json" 'j["policy"], j["tunables"]["per_sec"], " ".join(sorted(j["maps"]))')" = \
+	  "ratelimit 9 $(cd $dir && ls | grep '^ratelimit_' | grep -v '_ops$' | sort | tr '\n' ' ' | sed 's/ $//')" ]
+expect "unload observe" 0 "unloaded observe" "$tlsrekey" unload observe
+tap_check "... ratelimit stays pinned and registered" \
+	eval 'registered ratelimit && [ -e $dir/ratelimit_ops -a ! -e $dir/observe_dev ]'
+expect "unload, the only one left" 0 "unloaded ratelimit" "$tlsrekey" unload
+tap_check "... no pins" no_pins
 
 # ---- detached by hand (link pin removed), maps left: a new load re-uses them
 expect "load backoff again" 0 "" "$tlsrekey" load backoff

@@ -27,6 +27,7 @@
 #endif
 
 const char *pin_dir = DEFAULT_DIR;
+const char *policy_sel;
 bool verbose;
 json_writer_t *json_wtr;
 
@@ -75,6 +76,7 @@ enum {
 
 static const struct option options[] = {
 	{ "pin-dir", required_argument, NULL, 'd' },
+	{ "policy", required_argument, NULL, 'P' },
 	{ "json", no_argument, NULL, 'j' },
 	{ "pretty", no_argument, NULL, 'p' },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -89,7 +91,7 @@ static const struct option options[] = {
 	{ 0 }
 };
 
-static const char short_options[] = ":d:jpvVhs:n:w:c:f:o:";
+static const char short_options[] = ":d:P:jpvVhs:n:w:c:f:o:";
 
 static const struct command {
 	const char *name, *args;
@@ -99,13 +101,14 @@ static const struct command {
 	{ "load", "POLICY [-s|--set KEY=VALUE]...", OPT_SET,
 	  "Load POLICY, set its tunables, register it with the kernel by its name\n"
 	  "and pin its link and maps in the pin directory, so that it stays\n"
-	  "registered after tlsrekey exits. POLICY is a built-in (below) or a\n"
-	  "path to a .bpf.o implementing struct tls_rekey_ops. Registering is not\n"
-	  "choosing: a policy decides for the sockets of the namespaces that make\n"
-	  "it their default (tlsrekey default) and for sockets that choose it\n"
-	  "(setsockopt TLS_REKEY_POLICY). Refuses if the pin directory has a\n"
-	  "policy (use replace, or another --pin-dir) or the kernel one of that\n"
-	  "name. A failed load leaves no pins behind.\n" },
+	  "registered after tlsrekey exits; several can be pinned side by side\n"
+	  "(the other commands then take --policy NAME). POLICY is a built-in\n"
+	  "(below) or a path to a .bpf.o implementing struct tls_rekey_ops.\n"
+	  "Registering is not choosing: a policy decides for the sockets of the\n"
+	  "namespaces that make it their default (tlsrekey default) and for\n"
+	  "sockets that choose it (setsockopt TLS_REKEY_POLICY). Refuses if the\n"
+	  "policy is pinned already (use replace) or the kernel has another of\n"
+	  "that name. A failed load leaves no pins behind.\n" },
 	{ "default", "NAME [-n|--netns NETNS]", OPT_NETNS,
 	  "Make the registered policy NAME (or the one of a .bpf.o given by its\n"
 	  "path) the default of tlsrekey's network namespace, or of NETNS\n"
@@ -118,11 +121,10 @@ static const struct command {
 	  "no decision. The old policy's maps are unpinned (those the new one\n"
 	  "shares by name are kept).\n" },
 	{ "unload", "[NAME]", 0,
-	  "Unregister the pinned policy (unpin its link) and remove its pins;\n"
-	  "NAME, if given, must be its name.\n"
-	  "Namespaces whose default it was get the built-in decisions, sockets\n"
-	  "that chose it their namespace's default; a socket in the middle of a\n"
-	  "key update finishes it with that default.\n" },
+	  "Unregister the pinned policy NAME (or the only one pinned): unpin its\n"
+	  "link and remove its pins. Namespaces whose default it was get the\n"
+	  "built-in decisions, sockets that chose it their namespace's default;\n"
+	  "a socket in the middle of a key update finishes it with that default.\n" },
 	{ "list", "", 0,
 	  "List the registered policies and the built-in decisions, each with the\n"
 	  "network namespaces whose default it is and the TLS sockets it decides\n"
@@ -216,6 +218,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"\nOptions:\n"
 		"  -d, --pin-dir DIR  pin directory on bpffs (default " DEFAULT_DIR ")\n"
+		"  -P, --policy NAME  the pinned policy to act on, when DIR has several\n"
 		"  -j, --json         output JSON (errors too: {\"error\", \"exit_code\"})\n"
 		"  -p, --pretty       output JSON, indented\n"
 		"  -v, --verbose      print libbpf's messages as they come\n"
@@ -224,8 +227,9 @@ static void usage(FILE *f)
 		"Exit codes: 0 done; 1 bad command line, tunable or value; 2 kernel\n"
 		"without struct tls_rekey_ops; 3 permission denied (run as root);\n"
 		"4 no bpffs or unusable pin directory; 5 a policy is pinned (load) or\n"
-		"none is (replace, unload, set), or no policy of that name is\n"
-		"registered (default); 6 the policy failed to load or register.\n\n"
+		"none is (replace, unload, set), several are and --policy is missing,\n"
+		"or no policy of that name is registered (default); 6 the policy\n"
+		"failed to load or register.\n\n"
 		"Without tlsrekey: bpftool struct_ops register POLICY.bpf.o " DEFAULT_DIR "\n"
 		"See tlsrekey(8) and 'tlsrekey help COMMAND'.\n");
 }
@@ -315,6 +319,9 @@ static int run(int argc, char **argv)
 		switch (opt) {
 		case 'd':
 			pin_dir = optarg;
+			break;
+		case 'P':
+			policy_sel = optarg;
 			break;
 		case 'j':
 		case 'p':

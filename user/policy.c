@@ -230,9 +230,10 @@ int find_active(struct active *a)
 {
 	struct bpf_link_info link;
 	struct bpf_map_info info;
-	char path[PATH_MAX];
+	char path[PATH_MAX], name[64], others[256] = "";
 	struct dirent *de;
 	struct stat st;
+	size_t n = 0;
 	int fd, mfd;
 	DIR *d;
 
@@ -253,17 +254,24 @@ int find_active(struct active *a)
 			}
 			continue;
 		}
+		/* the pin is named after the map, untruncated */
+		snprintf(name, sizeof(name), "%.*s", (int)sizeof(name) - 1,
+			 de->d_name);
+		strip_ops(name);
 		if (pin_is_link(fd, &link) &&
-		    link.type == BPF_LINK_TYPE_STRUCT_OPS && !a->link_id) {
+		    link.type == BPF_LINK_TYPE_STRUCT_OPS && a->link_id &&
+		    (!policy_sel || !strcmp(name, policy_sel)))
+			n += snprintf(others + n, n < sizeof(others) ? sizeof(others) - n : 0,
+				      ", %s", name);
+		else if (pin_is_link(fd, &link) &&
+			 link.type == BPF_LINK_TYPE_STRUCT_OPS &&
+			 (!policy_sel || !strcmp(name, policy_sel))) {
 			mfd = bpf_map_get_fd_by_id(link.struct_ops.map_id);
 			if (mfd >= 0 && !map_info(mfd, &info)) {
 				a->link_id = link.id;
 				a->ops_map_id = info.id;
 				a->btf_id = info.btf_id;
-				/* the pin is named after the map, untruncated */
-				snprintf(a->name, sizeof(a->name), "%.*s",
-					 (int)sizeof(a->name) - 1, de->d_name);
-				strip_ops(a->name);
+				snprintf(a->name, sizeof(a->name), "%s", name);
 				snprintf(a->link_pin, sizeof(a->link_pin), "%s", path);
 				if (!stat(path, &st))
 					a->since = st.st_ctime;
@@ -276,6 +284,9 @@ int find_active(struct active *a)
 	closedir(d);
 	if (!a->link_id)
 		return 0;
+	if (*others)
+		return fail(EXIT_STATE, "several policies are pinned in %s (%s%s): choose one with --policy NAME",
+			    pin_dir, a->name, others);
 
 	/* the policy's maps: pinned here as POLICY_... (bpf/README.md); a
 	 * map libbpf re-used from an earlier pin belongs to it as well
@@ -311,7 +322,11 @@ int need_active(struct active *a)
 	err = find_active(a);
 	if (err == 1)
 		return 0;
-	return err ?: fail(EXIT_STATE, "no policy is active in %s", pin_dir);
+	if (err)
+		return err;
+	if (policy_sel)
+		return fail(EXIT_STATE, "no policy %s is pinned in %s", policy_sel, pin_dir);
+	return fail(EXIT_STATE, "no policy is active in %s", pin_dir);
 }
 
 const char *active_map(const struct active *a, const char *suffix,
@@ -506,14 +521,21 @@ int cmd_load(const char *policy, char **sets, int nr_sets)
 	struct loaded l;
 	int err;
 
-	err = check_kernel() ?: check_bpffs(true);
+	char name[64];
+	const char *sel = policy_sel;
+
+	err = check_kernel() ?: check_bpffs(true) ?:
+	      policy_name_of(policy, name, sizeof(name));
 	if (err)
 		return err;
+	/* other policies may be pinned next to it */
+	policy_sel = name;
 	err = find_active(&a);
+	policy_sel = sel;
 	if (err > 1)
 		return err;
 	if (err == 1)
-		return fail(EXIT_STATE, "policy %s is active (link %u, pinned at %s); use 'tlsrekey replace %s'",
+		return fail(EXIT_STATE, "policy %s is pinned already (link %u at %s); use 'tlsrekey replace %s'",
 			    a.name, a.link_id, a.link_pin, policy);
 	err = load_object(policy, &l, sets, nr_sets);
 	if (err)
@@ -625,17 +647,22 @@ out:
 	return err;
 }
 
-/* unload [NAME]: NAME, if given, names the pinned policy */
+/* unload [NAME]: NAME, or --policy's, or the only one pinned */
 int cmd_unload(const char *name)
 {
+	char sel[64];
 	struct active a;
-	int err = need_active(&a);
+	int err;
 
+	if (name) {
+		err = policy_name_of(name, sel, sizeof(sel));
+		if (err)
+			return err;
+		policy_sel = sel;
+	}
+	err = need_active(&a);
 	if (err)
 		return err;
-	if (name && strcmp(name, a.name))
-		return fail(EXIT_STATE, "the policy pinned in %s is %s, not %s",
-			    pin_dir, a.name, name);
 	if (unlink(a.link_pin))
 		return fail_errno(errno, a.link_pin);
 	unpin_maps_of(&a, NULL);

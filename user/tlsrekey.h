@@ -36,6 +36,7 @@ enum {
 
 /* global options (main.c) */
 extern const char *pin_dir;
+extern const char *policy_sel;	/* --policy: which pinned policy, or NULL */
 extern bool verbose;
 extern json_writer_t *json_wtr;	/* set with -j/--json: output is JSON */
 
@@ -74,7 +75,9 @@ extern const int nr_builtins;
 void log_to_buffer(void);
 int check_kernel(void);
 int check_bpffs(bool create);
-/* 1 if a policy is pinned in pin_dir, 0 if none, an exit code on error */
+/* 1 if a policy is pinned in pin_dir (policy_sel, if set, or the only
+ * one), 0 if none, an exit code on error (also: several, none chosen)
+ */
 int find_active(struct active *a);
 /* the active policy or, after saying why not, an exit code */
 int need_active(struct active *a);
