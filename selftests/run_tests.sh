@@ -19,10 +19,13 @@ shift
 # code paths these cases exercise); TLS_FULL=1 runs them all.
 aes_only="mutliproc_even mutliproc_readers mutliproc_writers
 	mutliproc_sendpage_even mutliproc_sendpage_readers mutliproc_sendpage_writers"
-# On the KASAN kernel, `nonblocking` (which needs the reader to catch up with
-# the writer once) is timing-flaky for the generic-C ciphers (SM4, ARIA): it
-# joins the AES-GCM-128-only set there. SLOW_KERNEL=1 is set by DEBUG=1.
-[ "${SLOW_KERNEL:-0}" = 1 ] && aes_only+=" nonblocking"
+# `nonblocking` needs each side to see EAGAIN once, which is timing-flaky
+# for the generic-C ciphers (SM4, ARIA): under KASAN since 2026-11, and since
+# the test kernel got CONFIG_CGROUPS (2026-12-07) on the normal one too (3
+# runs in 20 of SM4-CCM, SM4-GCM and ARIA-GCM: neither side saw EAGAIN; the
+# AES variants never failed). It joins the AES-GCM-128-only set; TLS_FULL=1
+# still runs every variant.
+aes_only+=" nonblocking"
 tls_rest= tls_aes=
 for t in $aes_only; do
 	tls_rest+=" -T $t"
