@@ -486,7 +486,7 @@ static bool registered(char *buf, size_t size)
 /* net.tls.rekey_policy of the netns tlsrekey is in: "" for the built-in
  * decisions; false without it (no such kernel, or tls.ko not loaded)
  */
-static bool netns_default(char *name, size_t size)
+bool netns_default(char *name, size_t size)
 {
 	FILE *f = fopen(NETNS_DEFAULT, "r");
 	bool ok = f && fgets(name, size, f);

@@ -370,16 +370,13 @@ static void count_sock(const struct tls_sock *s, void *arg)
 
 static void read_default(const struct netns *n, struct usage *u)
 {
-	char name[64] = "";
+	char name[64];
 	size_t len;
-	FILE *f;
 	int i;
 
 	if (!enter_netns(n->path))
 		return;
-	f = fopen("/proc/sys/net/tls/rekey_policy", "r");
-	if (f && fgets(name, sizeof(name), f)) {
-		name[strcspn(name, "\n")] = 0;
+	if (netns_default(name, sizeof(name))) {
 		i = usage_of(u, name);
 		len = i < 0 ? 0 : strlen(u->p[i].defaults);
 		if (i >= 0)
@@ -387,8 +384,6 @@ static void read_default(const struct netns *n, struct usage *u)
 				 sizeof(u->p[i].defaults) - len, "%s%s",
 				 len ? " " : "", n->label);
 	}
-	if (f)
-		fclose(f);
 	leave_netns();
 }
 

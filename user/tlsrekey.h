@@ -157,6 +157,8 @@ enum format { FORMAT_TEXT, FORMAT_JSON, FORMAT_PROMETHEUS };
 
 int cmd_status(void);
 int cmd_default(const char *name, const char *netns);
+/* net.tls.rekey_policy of the netns tlsrekey is in ("" = built-in) */
+bool netns_default(char *name, size_t size);
 /* @netns: a name in /run/netns, or NULL for tlsrekey's own; @output: a
  * file each round replaces whole, or NULL for stdout
  */
