@@ -20,6 +20,10 @@
 #   7  device key installs and removals per key update
 #   8  throughput of a socket kept in SW (the device refuses every key)
 #      vs a SW socket
+#   9  a KeyUpdate flood (after every record, update_requested: both
+#      directions re-key each time) against offloaded sockets vs SW ones:
+#      b's throughput, CPU per key update, device calls per second; an
+#      unrelated socket's key install time with and without the flood
 #
 # Every run's line goes to $VM_OUT/raw.txt (a failed run's to failed.txt,
 # with what it printed on stderr), the tracepoints of the figure
@@ -35,7 +39,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../selftests/lib/topo.sh"
 build=${1:?usage: bench.sh BUILD_DIR [--quick] [--figs \"N...\"]}
 shift
-quick= figs="1 2 3 4 5 6 7 8"
+quick= figs="1 2 3 4 5 6 7 8 9"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=--quick; shift ;;
@@ -59,10 +63,11 @@ trace=/sys/kernel/tracing
 # 95% confidence interval from its 10th to its 22nd value (11: 2nd to 10th)
 if [ "$quick" = --quick ]; then
 	reps=1 mib=8 window_mib=4 rtts="10" sndbufs=65536 conns="1 20" lat_n=20 lat_reps=1
-	mixed_conns=20
+	mixed_conns=20 flood_reps=1 flood_secs=1
 else
 	reps=${BENCH_REPS:-31} mib=8 window_mib=12 rtts="1 10 50" sndbufs="65536 262144"
 	conns="1 100 1000 10000" lat_n=20 lat_reps=21 mixed_conns=1000
+	flood_reps=11 flood_secs=3
 fi
 pace=3 stream_sndbuf=262144
 
@@ -219,6 +224,26 @@ for rep in $(want 8 && seq $reps); do
 			run "fig=8 case=sw rep=$rep" stream -b $mib -S $stream_sndbuf -e 256
 			ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload on
 		fi
+	done
+done
+
+# Figure 9: the flood, offloaded (every direction: a's and b's TX and RX)
+# and in SW in turn; then c's key installs on a's device with the flood
+# and without it (-q), in turn
+offload_all() {
+	ip netns exec $NS_A ethtool -K "$DEV_A" tls-hw-tx-offload "$1" tls-hw-rx-offload "$1"
+	ip netns exec $NS_B ethtool -K "$DEV_B" tls-hw-tx-offload "$1" tls-hw-rx-offload "$1"
+}
+want 9 && offload_all on
+for rep in $(want 9 && seq $flood_reps); do
+	for case in $(in_turn $rep device sw); do
+		[ $case = sw ] && offload_all off
+		run "fig=9 case=$case rep=$rep" flood -t $flood_secs -u
+		[ $case = sw ] && offload_all on
+	done
+	for case in $(in_turn $rep flood quiet); do
+		run "fig=9 case=latency_$case rep=$rep" flood -t $flood_secs -L \
+			$([ $case = quiet ] && echo -q)
 	done
 done
 

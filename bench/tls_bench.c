@@ -22,6 +22,12 @@
  *            data in flight (ACKs delayed -d ms): slab memory per pending
  *            update, time until all are back in the device, CPU per ACK
  *            afterwards
+ *   flood    a floods b with KeyUpdates (after every -e records or -E KiB;
+ *            -u: update_requested, so that b updates its TX key in answer),
+ *            every byte checked by b: b's throughput, CPU per key update,
+ *            the devices' key installs and removals per second; with -L,
+ *            meanwhile (or alone, -q: no flood), the time an unrelated
+ *            socket c on a's device takes to get a new TX key
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -88,6 +94,7 @@ static void usage(void)
 		"Usage: tls_bench stream [-6] [-b MiB] [-e KiB] [-k N] [-w BYTES] [-S BYTES] [-r MiB/s] [-m] [-F N]\n"
 		"       tls_bench latency [-i] [-R] [-n N]\n"
 		"       tls_bench scale [-n N] [-d MS] [-P NAME,...]\n"
+		"       tls_bench flood [-t SECS] [-e N | -E KiB] [-w BYTES] [-u] [-L [-q]]\n"
 		"  -6        IPv6 (default IPv4)\n"
 		"  -b MiB    bytes to send (default 64)\n"
 		"  -e KiB    a key update every this many KiB (default 0: none)\n"
@@ -104,7 +111,14 @@ static void usage(void)
 		"  -R        latency: b's RX key update (default: a's TX)\n"
 		"  -n N      latency: updates timed (default 200); scale: connections\n"
 		"  -d MS     scale: b's ACKs this late while the updates are pending\n"
-		"            (netem on b's port; default 200)\n");
+		"            (netem on b's port; default 200)\n"
+		"  -t SECS   flood: how long (default 3)\n"
+		"  -e N      flood: a KeyUpdate after every N records (default 1)\n"
+		"  -E KiB    flood: a KeyUpdate after every this many KiB instead\n"
+		"  -w BYTES  flood: bytes per record (default 16384)\n"
+		"  -u        flood: update_requested: b answers with a KeyUpdate\n"
+		"  -L        flood: time c's TX key installs meanwhile\n"
+		"  -q        flood: no flood, only -L's measurement\n");
 	exit(2);
 }
 
@@ -447,7 +461,9 @@ static void tx_key_back(int a, long long adds)
 static unsigned char sink[PERIOD];
 
 /* The device has b's RX key again: past the receive window offered at the
- * update (b's receive buffer is small). @adds -1 (SW): one record.
+ * update (b's receive buffer is small), and the key carried 128 KiB, so
+ * that it is not short (TLS_REKEY_SHORT_KEY_BYTES: a series of short keys
+ * is a storm, which the device sits out). @adds -1 (SW): the 128 KiB.
  */
 static void rx_key_back(int a, int b, long long adds)
 {
@@ -457,7 +473,7 @@ static void rx_key_back(int a, int b, long long adds)
 		if (send_all(a, pattern, 16384) ||
 		    recv(b, sink, 16384, MSG_WAITALL) != 16384)
 			die("rx stream");
-	while (++tries < 256 && dev_stat(NSIM_B, "adds") == adds);
+	while (++tries < 256 && (tries < 8 || dev_stat(NSIM_B, "adds") == adds));
 }
 
 /* b reads up to and including a KeyUpdate record. */
@@ -693,6 +709,280 @@ static int scale(int argc, char **argv)
 	return 0;
 }
 
+/* ------------------------------------------------------------ flood */
+
+static const unsigned char key_update_req_msg[] = { TLS_HS_KEY_UPDATE, 0, 0, 1, 1 };
+
+/* b's side of the flood: checks every byte, installs each new RX key and,
+ * when asked to, answers with a KeyUpdate of its own TX key
+ */
+struct flood_rx {
+	int fd;
+	struct tls_key key, tx_key;
+	unsigned int seed, tx_seed, rekeys, answered;
+	unsigned long long bytes;
+	const char *err;
+};
+
+static void *flood_receive(void *arg)
+{
+	static unsigned char buf[PERIOD];
+	struct flood_rx *r = arg;
+	unsigned char type;
+	ssize_t n;
+
+	while ((n = recv_record(r->fd, buf, sizeof(buf), &type, 0)) > 0) {
+		if (type == TLS_RECORD_HANDSHAKE) {
+			key_init(&r->key, TLS_1_3_VERSION,
+				 r->key.info.cipher_type, ++r->seed);
+			if (n != sizeof(key_update_msg) ||
+			    tls_key_set(r->fd, TLS_RX, &r->key)) {
+				r->err = "key update";
+				break;
+			}
+			r->rekeys++;
+			if (buf[4] && send_key_update(r->fd, &r->tx_key, ++r->tx_seed)) {
+				r->err = "answer";
+				break;
+			}
+			r->answered += buf[4];
+			continue;
+		}
+		if (memcmp(buf, pattern + r->bytes % PERIOD, n)) {
+			r->err = "corrupt byte";
+			break;
+		}
+		r->bytes += n;
+	}
+	if (n < 0)
+		r->err = strerror(errno);
+	shutdown(r->fd, SHUT_WR);	/* the end of b's answers */
+	return NULL;
+}
+
+/* a reads b's answers: KeyUpdates only */
+static void *flood_answers(void *arg)
+{
+	struct flood_rx *r = arg;
+	unsigned char buf[64], type;
+	ssize_t n;
+
+	while ((n = recv_record(r->fd, buf, sizeof(buf), &type, 0)) > 0) {
+		key_init(&r->key, TLS_1_3_VERSION, r->key.info.cipher_type,
+			 ++r->seed);
+		if (type != TLS_RECORD_HANDSHAKE ||
+		    tls_key_set(r->fd, TLS_RX, &r->key)) {
+			r->err = "answer";
+			break;
+		}
+		r->rekeys++;
+	}
+	if (n < 0)
+		r->err = strerror(errno);
+	return NULL;
+}
+
+/* -L: c (tls-a, a's device) updates its idle TX key again and again; a
+ * sample is the time from setsockopt(TLS_TX) until a send finds the device
+ * holding the key (tls-a's TlsTxRekeyDeviceReinstall moves: the flood's
+ * own TX is in its storm by then and installs nothing).
+ */
+#define LAT_MAX	4096
+
+struct install_lat {
+	int c;
+	volatile int stop;
+	int n;
+	double us[LAT_MAX];
+};
+
+static void *install_latency(void *arg)
+{
+	struct install_lat *l = arg;
+	struct tls_key k;
+	long long back;
+	int outq, i;
+	double t;
+
+	if (in_netns("tls-a"))
+		die("netns tls-a");
+	while (!l->stop && l->n < LAT_MAX) {
+		if (send_record(l->c, TLS_RECORD_HANDSHAKE, key_update_msg,
+				sizeof(key_update_msg)) != sizeof(key_update_msg))
+			die("c: KeyUpdate");
+		do
+			usleep(1000);
+		while (!ioctl(l->c, SIOCOUTQ, &outq) && outq);
+		key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, l->n + 2);
+		back = tls_stat("TlsTxRekeyDeviceReinstall");
+		t = now();
+		if (tls_key_set(l->c, TLS_TX, &k))
+			die("c: TLS_TX");
+		while (tls_stat("TlsTxRekeyDeviceReinstall") == back) {
+			if (now() - t > 10)
+				die("c: no device key for 10 s");
+			if (send_all(l->c, pattern, 1))
+				die("c: send");
+			usleep(500);
+		}
+		l->us[l->n++] = (now() - t) * 1e6;
+		/* c's key carries enough not to be short (TLS_REKEY_SHORT_KEY_BYTES):
+		 * c is no storm itself
+		 */
+		for (i = 0; i < 10; i++)
+			if (send_all(l->c, pattern, 16384))
+				die("c: send");
+		usleep(20000);
+	}
+	return NULL;
+}
+
+static int flood(int argc, char **argv)
+{
+	int a, b, c = -1, d = -1, opt, every = 1, wsize = 16384, answer = 0;
+	unsigned long long bytes = 0, every_bytes = 0, since = 0;
+	long long adds0[2], dels0[2], storm0[2], adds[2], dels[2];
+	struct flood_rx rx = { .seed = 1, .tx_seed = 101 }, ans = { .seed = 101 };
+	unsigned int seed = 1, rekeys = 0, records = 0;
+	struct install_lat *lat = NULL;
+	bool quiet = false, sampling = false;
+	double secs = 3, t0, t1, c0, c1;
+	pthread_t th[4];
+	struct drain dr;
+	struct tls_key k;
+	int i;
+
+	while ((opt = getopt(argc, argv, "t:e:E:w:uLq")) != -1) {
+		switch (opt) {
+		case 't': secs = atof(optarg); break;
+		case 'e': every = atoi(optarg); break;
+		case 'E': every_bytes = strtoull(optarg, NULL, 0) << 10; break;
+		case 'w': wsize = atoi(optarg); break;
+		case 'u': answer = 1; break;
+		case 'L': lat = calloc(1, sizeof(*lat)); break;
+		case 'q': quiet = true; break;
+		default: usage();
+		}
+	}
+	if (secs <= 0 || every < 1 || wsize < 1 || wsize > 16384 || (quiet && !lat))
+		usage();
+	if (connect_pair(AF_INET, &a, &b) || tls_ulp(a) || tls_ulp(b))
+		die("connection");
+	key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, seed);
+	rx.fd = b;
+	rx.key = k;
+	key_init(&rx.tx_key, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 101);
+	ans.fd = a;
+	ans.key = rx.tx_key;
+	if (tls_key_set(a, TLS_TX, &k) || tls_key_set(b, TLS_RX, &k) ||
+	    (answer && (tls_key_set(b, TLS_TX, &rx.tx_key) ||
+			tls_key_set(a, TLS_RX, &ans.key))))
+		die("keys");
+	if (lat) {
+		/* c's TX on a's device; d drains what it sends */
+		if (connect_pair(AF_INET, &c, &d) || tls_ulp(c))
+			die("c, d");
+		key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 1);
+		if (tls_key_set(c, TLS_TX, &k))
+			die("c: TLS_TX");
+		lat->c = c;
+		dr = (struct drain){ .fds = &d, .n = 1 };
+		pthread_create(&th[2], NULL, drain, &dr);
+		key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, seed);
+	}
+	for (i = 0; i < 2; i++) {
+		adds0[i] = dev_stat(i ? NSIM_B : NSIM_A, "adds");
+		dels0[i] = dev_stat(i ? NSIM_B : NSIM_A, "dels");
+	}
+	storm0[0] = ns_stat("tls-a", "TlsTxRekeyStorm");
+	storm0[1] = ns_stat("tls-b", "TlsRxRekeyStorm");
+	pthread_create(&th[0], NULL, flood_receive, &rx);
+	if (answer)
+		pthread_create(&th[1], NULL, flood_answers, &ans);
+
+	c0 = cpu_busy();
+	t0 = t1 = now();
+	while (t1 - t0 < secs) {
+		/* the samples start once the flood is well past its first
+		 * keys, which may still reach the device
+		 */
+		if (lat && !sampling && (quiet || rekeys >= 64)) {
+			pthread_create(&th[3], NULL, install_latency, lat);
+			sampling = true;
+		}
+		if (quiet) {
+			usleep(10000);
+			t1 = now();
+			continue;
+		}
+		if (send_all(a, pattern + bytes % PERIOD, wsize))
+			die("send");
+		bytes += wsize;
+		since += wsize;
+		records++;
+		if (every_bytes ? since >= every_bytes : records % every == 0) {
+			since = 0;
+			if (send_record(a, TLS_RECORD_HANDSHAKE,
+					answer ? key_update_req_msg : key_update_msg,
+					sizeof(key_update_msg)) != sizeof(key_update_msg))
+				die("KeyUpdate");
+			key_init(&k, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, ++seed);
+			if (tls_key_set(a, TLS_TX, &k))
+				die("TLS_TX");
+			rekeys++;
+		}
+		t1 = now();
+	}
+	if (lat) {
+		lat->stop = 1;
+		if (sampling)
+			pthread_join(th[3], NULL);
+		shutdown(c, SHUT_WR);
+		pthread_join(th[2], NULL);
+	}
+	shutdown(a, SHUT_WR);
+	pthread_join(th[0], NULL);
+	t1 = now();
+	c1 = cpu_busy();
+	if (answer)
+		pthread_join(th[1], NULL);
+	if (rx.err || ans.err || rx.bytes != bytes || rx.rekeys != rekeys ||
+	    (answer && (rx.answered != rekeys || ans.rekeys != rekeys))) {
+		fprintf(stderr, "tls_bench: %llu of %llu bytes, %u of %u key updates, %u answers: %s\n",
+			rx.bytes, bytes, rx.rekeys, rekeys, ans.rekeys,
+			rx.err ?: ans.err ?: "short");
+		return 1;
+	}
+	for (i = 0; i < 2; i++) {
+		adds[i] = dev_stat(i ? NSIM_B : NSIM_A, "adds") - adds0[i];
+		dels[i] = dev_stat(i ? NSIM_B : NSIM_A, "dels") - dels0[i];
+	}
+	printf("bytes=%llu secs=%.4f mibps=%.2f cpu_s=%.3f rekeys=%u answered=%u "
+	       "cpu_per_update_us=%.1f updates_per_s=%.0f a_adds=%lld a_dels=%lld "
+	       "b_adds=%lld b_dels=%lld adds_per_s=%.1f calls_per_s=%.1f "
+	       "tx_storms=%lld rx_storms=%lld",
+	       bytes, t1 - t0, bytes / (t1 - t0) / (1 << 20), c1 - c0, rekeys,
+	       rx.answered, rekeys ? (c1 - c0) * 1e6 / rekeys : 0,
+	       rekeys / (t1 - t0), adds[0], dels[0], adds[1], dels[1],
+	       (adds[0] + adds[1]) / (t1 - t0),
+	       (adds[0] + adds[1] + dels[0] + dels[1]) / (t1 - t0),
+	       ns_stat("tls-a", "TlsTxRekeyStorm") - storm0[0],
+	       ns_stat("tls-b", "TlsRxRekeyStorm") - storm0[1]);
+	if (lat && lat->n) {
+		qsort(lat->us, lat->n, sizeof(double), cmp_double);
+		printf(" lat_n=%d lat_median_us=%.1f lat_p90_us=%.1f", lat->n,
+		       lat->us[lat->n / 2], lat->us[lat->n * 9 / 10]);
+	}
+	printf(" intact=1\n");
+	close(a);
+	close(b);
+	if (lat) {
+		close(c);
+		close(d);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int i;
@@ -708,5 +998,7 @@ int main(int argc, char **argv)
 		return latency(argc, argv);
 	if (!strcmp(argv[0], "scale"))
 		return scale(argc, argv);
+	if (!strcmp(argv[0], "flood"))
+		return flood(argc, argv);
 	usage();
 }

@@ -2,7 +2,9 @@
 /*
  * observe: the default decisions, and counts of everything.
  *
- *   observe_dev	events by device and direction
+ *   observe_dev	events by device and direction; storm: key updates
+ *			that came in a key update storm (the kernel keeps
+ *			the device out of it until it calms down)
  *   observe_netns	events by network namespace and direction
  *   observe_windows	log2 histograms: SW windows (key update to resumed)
  *			in us and in bytes, TX old key retired to resumed in us
@@ -17,6 +19,7 @@ struct observe_events {
 	u64 reinstall;
 	u64 dev_add_failed;
 	u64 resumed;
+	u64 storm;
 };
 
 struct observe_dev_key {
@@ -106,6 +109,8 @@ do {									\
 TLS_REKEY_NOTIFY(observe_started)
 {
 	record(rekey, started);
+	if (rekey->storm)
+		record(rekey, storm);
 }
 
 TLS_REKEY_NOTIFY(observe_clean_acked)

@@ -2,8 +2,11 @@
 /*
  * ratelimit: at most per_sec key installs per device and second, with
  * bursts of up to burst, so that a mass key update (a fleet rotating its
- * keys at once) does not churn the NIC's key table. A socket over the
- * limit stays in SW and is asked again when its turn comes.
+ * keys at once) or peers re-keying in storms do not churn the NIC's key
+ * table. TX and RX installs share the device's bucket: the kernel's own
+ * budget (net.tls.rekey_device_budget) made tighter and tunable. A socket
+ * over the limit stays in SW and is asked again when its turn comes (RX:
+ * at its first record after that).
  *
  * The bucket is kept as the time the next install is due (GCRA): each
  * install moves it one interval later; an install may run ahead of it by

@@ -38,10 +38,12 @@ static inline long long file_stat(const char *path, const char *name)
 	return found;
 }
 
-/* A counter of /proc/net/tls_stat in the caller's netns; -1 if missing. */
+/* A counter of /proc/net/tls_stat in the calling thread's netns (not the
+ * process's: threads may be elsewhere); -1 if missing.
+ */
 static inline long tls_stat(const char *name)
 {
-	return file_stat("/proc/net/tls_stat", name);
+	return file_stat("/proc/thread-self/net/tls_stat", name);
 }
 
 static inline ssize_t send_record(int fd, unsigned char type,

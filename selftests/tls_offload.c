@@ -1888,6 +1888,234 @@ TEST_F_TIMEOUT(offload_rekey, netns_deleted_mid_window, 120)
 	rk_end_mid_window(_metadata, self, "ip netns del $NS_A", RK_A_GONE);
 }
 
+/* ------------------------------------------------------------ storms */
+
+/* include/net/tls_rekey.h's thresholds (not UAPI) */
+#define STORM_KEYS	8		/* TLS_REKEY_STORM_KEYS */
+#define CALM_MS		1000		/* TLS_REKEY_CALM_MS */
+
+/* A KeyUpdate after every @rec bytes of a, @n times: a's TX key and b's RX
+ * key (@rx, read by its thread) change every record.
+ */
+static void rk_flood(struct __test_metadata *_metadata, struct rk_send *tx,
+		     struct rk_recv *rx, unsigned long long *off, int n,
+		     size_t rec)
+{
+	unsigned int want = tx->rekeys + n;
+	int i, tries;
+
+	for (i = 0; i < n; i++) {
+		rk_send_bytes(_metadata, tx->fd, off, rec);
+		ASSERT_EQ(rk_update_tx(tx), 0);
+	}
+	for (tries = 0; tries < 1000 && rx->rekeys < want; tries++)
+		usleep(10000);
+	ASSERT_EQ(rx->rekeys, want) TH_LOG("b took %u of %u keys", rx->rekeys, want);
+}
+
+/* A peer re-keying after every record (and a sender doing the same on its
+ * TX): after STORM_KEYS short keys each direction is in a storm and stays in
+ * SW, the devices see no more key installs however long the flood; once
+ * the key has been in force CALM_MS, the next records give both devices
+ * the key again. Every byte arrives intact.
+ */
+TEST_F_TIMEOUT(offload_rekey, key_update_flood_stays_in_sw, 180)
+{
+	struct rk_send tx = { .fd = self->a, .key = self->key_ab, .seed = 1 };
+	struct rk_recv rx = { .fd = self->b, .key = self->key_ab, .seed = 1 };
+	long long adds_a, adds_b, dels_b, mid_a, mid_b;
+	unsigned long long off = 0;
+	pthread_t th;
+	int i;
+
+	rk_offload_ab(_metadata, self, true);
+	ASSERT_EQ(pthread_create(&th, NULL, rk_receiver, &rx), 0);
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	adds_a = dev_stat(NSIM_A, "adds");
+	adds_b = dev_stat(NSIM_B, "adds");
+	dels_b = dev_stat(NSIM_B, "dels");
+
+	/* up to the storm: each direction's keys may still reach its device */
+	rk_flood(_metadata, &tx, &rx, &off, STORM_KEYS + 1, 1000);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyStorm"), 1);
+	EXPECT_EQ(ns_stat("tls-b", "TlsRxRekeyStorm"), 1);
+	mid_a = dev_stat(NSIM_A, "adds");
+	mid_b = dev_stat(NSIM_B, "adds");
+	EXPECT_LE(mid_a - adds_a, STORM_KEYS + 1);
+	EXPECT_LE(mid_b - adds_b, STORM_KEYS + 1);
+
+	/* the storm: no device call, whatever else goes on */
+	rk_flood(_metadata, &tx, &rx, &off, 200, 1000);
+	for (i = 0; i < 4; i++)
+		rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	rk_wait_acked(self->a);
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	EXPECT_EQ(dev_stat(NSIM_A, "adds"), mid_a);
+	EXPECT_EQ(dev_stat(NSIM_B, "adds"), mid_b);
+	EXPECT_LE(dev_stat(NSIM_B, "dels") - dels_b, mid_b - adds_b + 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyStorm"), 1);
+	EXPECT_EQ(ns_stat("tls-b", "TlsRxRekeyStorm"), 1);
+
+	/* calm: the key in force for CALM_MS, then traffic past b's zone */
+	usleep((CALM_MS + 100) * 1000);
+	rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	rk_wait_acked(self->a);
+	for (i = 0; i < 32; i++)
+		rk_send_bytes(_metadata, self->a, &off, CHUNK);
+	rk_wait_acked(self->a);
+	EXPECT_EQ(dev_stat(NSIM_A, "adds"), mid_a + 1);
+	EXPECT_EQ(dev_stat(NSIM_B, "adds"), mid_b + 1);
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
+	EXPECT_EQ(ns_stat("tls-b", "TlsCurrRekeyWindow"), 0);
+
+	shutdown(self->a, SHUT_WR);
+	pthread_join(th, NULL);
+	EXPECT_EQ(rx.err, NULL) TH_LOG("receiver: %s", rx.err);
+	EXPECT_EQ(rx.bytes, off);
+	EXPECT_EQ(ns_stat("tls-b", "TlsDecryptError"), 0);
+}
+
+/* One pair floods (a KeyUpdate after every record) while OTHERS other
+ * offloaded pairs on the same devices each make one ordinary key update
+ * (after 512 KiB, then 256 KiB more: past b's zone, its receive buffer is
+ * small), all at once, with a device budget of BUDGET installs a second:
+ * the flood's directions go into their storm and take none of the budget,
+ * the others all get their keys without waiting for it. Every byte
+ * intact.
+ */
+#define OTHERS		20
+#define BUDGET		20
+
+struct rk_flooder {
+	struct rk_send tx;
+	struct rk_recv *rx;
+	volatile int stop;
+	const char *err;
+};
+
+static void *rk_flooder(void *arg)
+{
+	struct rk_flooder *f = arg;
+	static unsigned char buf[1000];
+	unsigned long long off = 0;
+	size_t i;
+
+	while (!f->stop) {
+		for (i = 0; i < sizeof(buf); i++)
+			buf[i] = stream_byte(off + i, 7);
+		if (send_all(f->tx.fd, buf, sizeof(buf)) || rk_update_tx(&f->tx)) {
+			f->err = "flood";
+			break;
+		}
+		off += sizeof(buf);
+	}
+	f->tx.bytes = off;
+	shutdown(f->tx.fd, SHUT_WR);
+	return NULL;
+}
+
+TEST_F_TIMEOUT(offload_rekey, flood_does_not_starve_others, 300)
+{
+	struct rk_send tx[OTHERS];
+	struct rk_recv rx[OTHERS], frx = { .fd = self->b, .key = self->key_ab,
+					   .seed = 1 };
+	struct rk_flooder f = { .tx = { .fd = self->a, .key = self->key_ab,
+					.seed = 1 }, .rx = &frx };
+	long long adds_a, adds_b, back_a, back_b, waits;
+	int a[OTHERS], b[OTHERS], i, tries;
+	pthread_t th[2 * OTHERS + 2];
+	struct timespec t0, t;
+	double secs = 0;
+
+	ASSERT_EQ(topo("ip netns exec $NS_A sysctl -qw net.tls.rekey_device_budget=%d && "
+		       "ip netns exec $NS_B sysctl -qw net.tls.rekey_device_budget=%d",
+		       BUDGET, BUDGET), 0);
+	rk_offload_ab(_metadata, self, true);
+	for (i = 0; i < OTHERS; i++) {
+		ASSERT_EQ(connect_pair(variant->family, &a[i], &b[i]), 0);
+		ASSERT_EQ(tls_ulp(a[i]), 0);
+		ASSERT_EQ(tls_ulp(b[i]), 0);
+		ASSERT_EQ(setsockopt(b[i], SOL_SOCKET, SO_RCVBUF, &(int){ 65536 },
+				     sizeof(int)), 0);
+		ASSERT_EQ(tls_key_set(a[i], TLS_TX, &self->key_ab), 0);
+		ASSERT_EQ(tls_key_set(b[i], TLS_RX, &self->key_ab), 0);
+	}
+	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), OTHERS + 1);
+	EXPECT_EQ(ns_stat("tls-b", "TlsCurrRxDevice"), OTHERS + 1);
+
+	/* the flood, until its directions are in their storm and the
+	 * budget spent on its first keys is back
+	 */
+	ASSERT_EQ(pthread_create(&th[0], NULL, rk_receiver, &frx), 0);
+	ASSERT_EQ(pthread_create(&th[1], NULL, rk_flooder, &f), 0);
+	for (tries = 0; tries < 600 &&
+	     (ns_stat("tls-a", "TlsTxRekeyStorm") < 1 ||
+	      ns_stat("tls-b", "TlsRxRekeyStorm") < 1); tries++)
+		usleep(10000);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyStorm"), 1);
+	EXPECT_EQ(ns_stat("tls-b", "TlsRxRekeyStorm"), 1);
+	usleep(1100000);
+
+	/* the others */
+	adds_a = dev_stat(NSIM_A, "adds");
+	adds_b = dev_stat(NSIM_B, "adds");
+	back_a = ns_stat("tls-a", "TlsTxRekeyDeviceReinstall");
+	back_b = ns_stat("tls-b", "TlsRxRekeyDeviceReinstall");
+	waits = ns_stat("tls-a", "TlsRekeyDeviceBudgetWait") +
+		ns_stat("tls-b", "TlsRekeyDeviceBudgetWait");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < OTHERS; i++) {
+		tx[i] = (struct rk_send){ .fd = a[i], .key = self->key_ab,
+					  .seed = 1, .bytes = 768 << 10,
+					  .every = 512 << 10 };
+		rx[i] = (struct rk_recv){ .fd = b[i], .key = self->key_ab,
+					  .seed = 1 };
+		ASSERT_EQ(pthread_create(&th[2 + 2 * i], NULL, rk_receiver, &rx[i]), 0);
+		ASSERT_EQ(pthread_create(&th[3 + 2 * i], NULL, rk_sender, &tx[i]), 0);
+	}
+	for (i = 0; i < OTHERS; i++) {
+		pthread_join(th[3 + 2 * i], NULL);
+		pthread_join(th[2 + 2 * i], NULL);
+		EXPECT_EQ(tx[i].err, NULL);
+		EXPECT_EQ(rx[i].err, NULL) TH_LOG("pair %d: %s", i, rx[i].err);
+		EXPECT_EQ(rx[i].bytes, 768 << 10);
+		EXPECT_EQ(rx[i].rekeys, 1);
+	}
+	for (tries = 0; tries < 300; tries++) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		secs = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
+		if (ns_stat("tls-b", "TlsRxRekeyDeviceReinstall") - back_b >= OTHERS)
+			break;
+		usleep(10000);
+	}
+	TH_LOG("the others: %lld TX and %lld RX keys back on the devices after %.2f s; %lld installs waited for the budget",
+	       ns_stat("tls-a", "TlsTxRekeyDeviceReinstall") - back_a,
+	       ns_stat("tls-b", "TlsRxRekeyDeviceReinstall") - back_b, secs,
+	       ns_stat("tls-a", "TlsRekeyDeviceBudgetWait") +
+	       ns_stat("tls-b", "TlsRekeyDeviceBudgetWait") - waits);
+	EXPECT_EQ(ns_stat("tls-b", "TlsRxRekeyDeviceReinstall") - back_b, OTHERS);
+	/* the flood took nothing: every install was one of the others' (a's
+	 * go back at a send after their ACKs, if one came), none waited
+	 */
+	EXPECT_EQ(dev_stat(NSIM_B, "adds") - adds_b, OTHERS);
+	EXPECT_LE(dev_stat(NSIM_A, "adds") - adds_a, OTHERS);
+	EXPECT_EQ(ns_stat("tls-a", "TlsRekeyDeviceBudgetWait") +
+		  ns_stat("tls-b", "TlsRekeyDeviceBudgetWait"), waits);
+
+	f.stop = 1;
+	pthread_join(th[1], NULL);
+	pthread_join(th[0], NULL);
+	EXPECT_EQ(f.err, NULL);
+	EXPECT_EQ(frx.err, NULL) TH_LOG("flood receiver: %s", frx.err);
+	EXPECT_EQ(frx.bytes, f.tx.bytes);
+	EXPECT_EQ(frx.rekeys, f.tx.rekeys);
+	EXPECT_EQ(ns_stat("tls-b", "TlsDecryptError"), 0);
+	for (i = 0; i < OTHERS; i++) {
+		close(a[i]);
+		close(b[i]);
+	}
+}
+
 /* ------------------------------------------------------------ policies */
 
 /* Key update policies (struct tls_rekey_ops; bpf/ and selftests/bpf/)
@@ -2818,14 +3046,16 @@ TEST_F_TIMEOUT(rekey_policy, backoff_gives_up_and_trips_breaker, 120)
 	pol_finish(_metadata, self);
 }
 
-/* ratelimit at 10 installs/s (burst 10): 100 sockets update their keys
- * at once; the device gets at most 10 + 10/s of them, and all in the end.
+/* RL_SOCKETS sockets update their idle TX keys at once, with installs
+ * limited to @per_sec a second and bursts of as many (by @attach, which
+ * attaches a policy, or by the device's budget): the device gets at most
+ * per_sec + per_sec/s of them, and all in the end.
  */
 #define RL_SOCKETS	100
 
-TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
+static void spread_reinstalls(struct __test_metadata *_metadata, int per_sec,
+			      int (*attach)(void *), void *arg)
 {
-	struct { __u32 per_sec, burst; } conf = { .per_sec = 10 };
 	struct rk_send tx[RL_SOCKETS];
 	int a[RL_SOCKETS], b[RL_SOCKETS], i, over = 0;
 	long long base, done = 0;
@@ -2833,8 +3063,6 @@ TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
 	double now = 0;
 	char byte = 'x';
 
-	ASSERT_EQ(policy_load(&self->p, "ratelimit"), 0);
-	ASSERT_EQ(policy_tune(&self->p, "ratelimit_conf", &conf, sizeof(conf)), 0);
 	for (i = 0; i < RL_SOCKETS; i++) {
 		ASSERT_EQ(connect_pair(AF_INET, &a[i], &b[i]), 0);
 		ASSERT_EQ(tls_ulp(a[i]), 0);
@@ -2846,7 +3074,8 @@ TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
 	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), RL_SOCKETS);
 	for (i = 0; i < RL_SOCKETS; i++)
 		rk_wait_acked(a[i]);
-	ASSERT_EQ(policy_attach(&self->p), 0);
+	if (attach)
+		ASSERT_EQ(attach(arg), 0);
 
 	base = ns_stat("tls-a", "TlsTxRekeyDeviceReinstall");
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -2856,7 +3085,7 @@ TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		now = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
 		done = ns_stat("tls-a", "TlsTxRekeyDeviceReinstall") - base;
-		if (done > 10 + 10 * now + 1)
+		if (done > per_sec + per_sec * now + 1)
 			over++;
 		if (done == RL_SOCKETS)
 			break;
@@ -2868,14 +3097,121 @@ TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
 	       RL_SOCKETS, now);
 	EXPECT_EQ(done, RL_SOCKETS);
 	EXPECT_EQ(over, 0);
-	EXPECT_GE(now, (RL_SOCKETS - 10) / 10.0 - 0.5);
-	EXPECT_EQ(policy_counter(&self->p, "ratelimit_stats", 0), RL_SOCKETS);
-	EXPECT_GT(policy_counter(&self->p, "ratelimit_stats", 1), 0);
+	EXPECT_GE(now, (RL_SOCKETS - per_sec) / (double)per_sec - 0.5);
 	EXPECT_EQ(ns_stat("tls-a", "TlsCurrRekeyWindow"), 0);
 	for (i = 0; i < RL_SOCKETS; i++) {
 		close(a[i]);
 		close(b[i]);
 	}
+}
+
+static int rl_attach(void *p)
+{
+	return policy_attach(p);
+}
+
+/* ratelimit at 10 installs/s (burst 10) */
+TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
+{
+	struct { __u32 per_sec, burst; } conf = { .per_sec = 10 };
+
+	ASSERT_EQ(policy_load(&self->p, "ratelimit"), 0);
+	ASSERT_EQ(policy_tune(&self->p, "ratelimit_conf", &conf, sizeof(conf)), 0);
+	spread_reinstalls(_metadata, conf.per_sec, rl_attach, &self->p);
+	EXPECT_EQ(policy_counter(&self->p, "ratelimit_stats", 0), RL_SOCKETS);
+	EXPECT_GT(policy_counter(&self->p, "ratelimit_stats", 1), 0);
+}
+
+/* ratelimit holds RX installs to the same budget: RL_RX receivers update
+ * their keys at once (b's RX; a's TX is on its own device), at 5 installs/s
+ * (burst 5); each receiver's device context comes back once it read past
+ * the window its old context may have touched, as the traffic goes on.
+ */
+#define RL_RX		30
+
+TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_rx_installs, 300)
+{
+	struct { __u32 per_sec, burst; } conf = { .per_sec = 5 };
+	static unsigned char buf[16384];
+	struct rk_send tx[RL_RX];
+	struct tls_key kr[RL_RX];
+	int a[RL_RX], b[RL_RX], i, over = 0;
+	long long base, done = 0;
+	struct timespec t0, t;
+	unsigned char type;
+	double now = 0;
+
+	ASSERT_EQ(policy_load(&self->p, "ratelimit"), 0);
+	ASSERT_EQ(policy_tune(&self->p, "ratelimit_conf", &conf, sizeof(conf)), 0);
+	for (i = 0; i < RL_RX; i++) {
+		ASSERT_EQ(connect_pair(AF_INET, &a[i], &b[i]), 0);
+		ASSERT_EQ(tls_ulp(a[i]), 0);
+		ASSERT_EQ(tls_ulp(b[i]), 0);
+		ASSERT_EQ(setsockopt(b[i], SOL_SOCKET, SO_RCVBUF, &(int){ 65536 },
+				     sizeof(int)), 0);
+		tx[i] = (struct rk_send){ .fd = a[i], .seed = 1 };
+		key_init(&tx[i].key, TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 1);
+		kr[i] = tx[i].key;
+		ASSERT_EQ(tls_key_set(a[i], TLS_TX, &tx[i].key), 0);
+		ASSERT_EQ(tls_key_set(b[i], TLS_RX, &kr[i]), 0);
+	}
+	EXPECT_EQ(ns_stat("tls-b", "TlsCurrRxDevice"), RL_RX);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+
+	base = ns_stat("tls-b", "TlsRxRekeyDeviceReinstall");
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < RL_RX; i++) {
+		ASSERT_EQ(rk_update_tx(&tx[i]), 0);
+		ASSERT_EQ(recv_record(b[i], buf, sizeof(buf), &type, 0),
+			  sizeof(key_update_msg));
+		ASSERT_EQ(type, TLS_RECORD_HANDSHAKE);
+		key_init(&kr[i], TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, 2);
+		ASSERT_EQ(tls_key_set(b[i], TLS_RX, &kr[i]), 0);
+	}
+	while (now < 60) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		now = t.tv_sec - t0.tv_sec + (t.tv_nsec - t0.tv_nsec) / 1e9;
+		done = ns_stat("tls-b", "TlsRxRekeyDeviceReinstall") - base;
+		if (done > conf.per_sec + conf.per_sec * now + 1)
+			over++;
+		if (done == RL_RX)
+			break;
+		for (i = 0; i < RL_RX; i++) {
+			ASSERT_EQ(send_all(a[i], buf, sizeof(buf)), 0);
+			ASSERT_EQ(recv(b[i], buf, sizeof(buf), MSG_WAITALL),
+				  sizeof(buf));
+		}
+		usleep(20000);
+	}
+	TH_LOG("%lld of %d receivers back on the device after %.1f s", done,
+	       RL_RX, now);
+	EXPECT_EQ(done, RL_RX);
+	EXPECT_EQ(over, 0);
+	EXPECT_GE(now, (RL_RX - conf.per_sec) / (double)conf.per_sec - 0.5);
+	EXPECT_GT(policy_counter(&self->p, "ratelimit_stats", 1), 0);
+	EXPECT_EQ(ns_stat("tls-b", "TlsCurrRekeyWindow"), 0);
+	EXPECT_EQ(ns_stat("tls-b", "TlsDecryptError"), 0);
+	for (i = 0; i < RL_RX; i++) {
+		close(a[i]);
+		close(b[i]);
+	}
+}
+
+/* The same with no policy: the device's budget (net.tls.rekey_device_budget
+ * of its namespace) at 10 installs/s; installs over it wait and count
+ */
+TEST_F_TIMEOUT(rekey_policy, device_budget_spreads_reinstalls, 300)
+{
+	/* out of range: refused, the value stays */
+	ASSERT_EQ(topo("ip netns exec $NS_A sysctl -qw net.tls.rekey_device_budget=10 && "
+		       "! ip netns exec $NS_A sysctl -qw net.tls.rekey_device_budget=0 2>/dev/null && "
+		       "! ip netns exec $NS_A sysctl -qw net.tls.rekey_device_budget=1000001 2>/dev/null && "
+		       "! ip netns exec $NS_A sysctl -qw net.tls.rekey_device_budget=ten 2>/dev/null && "
+		       "test $(ip netns exec $NS_A sysctl -n net.tls.rekey_device_budget) = 10 && "
+		       "test $(ip netns exec $NS_B sysctl -n net.tls.rekey_device_budget) = 5000"),
+		  0);
+	spread_reinstalls(_metadata, 10, NULL, NULL);
+	EXPECT_GT(ns_stat("tls-a", "TlsRekeyDeviceBudgetWait"), 0);
 }
 
 /* observe is replaced by backoff (link update) and then detached while

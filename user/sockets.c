@@ -25,6 +25,7 @@
 /* enum tls_info_rekey_mode, as the output names them */
 static const char *const mode_names[] = {
 	"device", "sw_window", "sw_refused", "sw_policy", "sw_no_device",
+	"sw_storm",
 };
 
 struct rekey_dir {
