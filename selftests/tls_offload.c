@@ -1891,6 +1891,7 @@ TEST_F_TIMEOUT(offload_rekey, netns_deleted_mid_window, 120)
 /* ------------------------------------------------------------ storms */
 
 /* include/net/tls_rekey.h's thresholds (not UAPI) */
+#define SHORT_KEY_BYTES	(128 << 10)	/* TLS_REKEY_SHORT_KEY_BYTES */
 #define STORM_KEYS	8		/* TLS_REKEY_STORM_KEYS */
 #define CALM_MS		1000		/* TLS_REKEY_CALM_MS */
 
@@ -1975,7 +1976,7 @@ TEST_F_TIMEOUT(offload_rekey, key_update_flood_stays_in_sw, 180)
 	EXPECT_EQ(ns_stat("tls-b", "TlsDecryptError"), 0);
 }
 
-/* One pair floods (a KeyUpdate after every record) while OTHERS other
+/* One pair floods (a KeyUpdate after every 16 KiB record) while OTHERS other
  * offloaded pairs on the same devices each make one ordinary key update
  * (after 512 KiB, then 256 KiB more: past b's zone, its receive buffer is
  * small), all at once, with a device budget of BUDGET installs a second:
@@ -1996,7 +1997,7 @@ struct rk_flooder {
 static void *rk_flooder(void *arg)
 {
 	struct rk_flooder *f = arg;
-	static unsigned char buf[1000];
+	static unsigned char buf[16384];
 	unsigned long long off = 0;
 	size_t i;
 
@@ -2043,14 +2044,12 @@ TEST_F_TIMEOUT(offload_rekey, flood_does_not_starve_others, 300)
 	EXPECT_EQ(ns_stat("tls-a", "TlsCurrTxDevice"), OTHERS + 1);
 	EXPECT_EQ(ns_stat("tls-b", "TlsCurrRxDevice"), OTHERS + 1);
 
-	/* the flood, until its directions are in their storm and the
-	 * budget spent on its first keys is back
+	/* the flood, past the keys that go to the devices before its
+	 * storm, and until the budget they took is back
 	 */
 	ASSERT_EQ(pthread_create(&th[0], NULL, rk_receiver, &frx), 0);
 	ASSERT_EQ(pthread_create(&th[1], NULL, rk_flooder, &f), 0);
-	for (tries = 0; tries < 600 &&
-	     (ns_stat("tls-a", "TlsTxRekeyStorm") < 1 ||
-	      ns_stat("tls-b", "TlsRxRekeyStorm") < 1); tries++)
+	for (tries = 0; tries < 600 && frx.rekeys < 4 * STORM_KEYS; tries++)
 		usleep(10000);
 	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyStorm"), 1);
 	EXPECT_EQ(ns_stat("tls-b", "TlsRxRekeyStorm"), 1);
@@ -3122,6 +3121,65 @@ TEST_F_TIMEOUT(rekey_policy, ratelimit_spreads_reinstalls, 300)
 	EXPECT_GT(policy_counter(&self->p, "ratelimit_stats", 1), 0);
 }
 
+/* observe's events of direction @dir (DIR_TX, DIR_RX) summed over devices
+ * and CPUs: field @idx of struct observe_events
+ */
+static long long observe_events(struct policy *p, __u32 dir, __u32 idx)
+{
+	struct bpf_map *m = bpf_object__find_map_by_name(p->obj, "observe_dev");
+	int cpus = libbpf_num_possible_cpus(), i;
+	struct { __u64 netns_cookie; __u32 ifindex, dir; } key, next, *prev = NULL;
+	size_t size = m ? bpf_map__value_size(m) : 0;
+	long long sum = 0;
+	__u64 *v;
+
+	if (!m || (idx + 1) * 8 > size || !(v = calloc(cpus, size)))
+		return -1;
+	while (!bpf_map__get_next_key(m, prev, &next, sizeof(next))) {
+		key = next;
+		prev = &key;
+		if (key.dir != dir ||
+		    bpf_map__lookup_elem(m, &key, sizeof(key), v, cpus * size, 0))
+			continue;
+		for (i = 0; i < cpus; i++)
+			sum += v[i * size / 8 + idx];
+	}
+	free(v);
+	return sum;
+}
+
+#define OBSERVE_STARTED	0	/* struct observe_events, bpf/observe.bpf.c */
+#define OBSERVE_STORM	6
+
+/* observe reports storms: the key updates that came in one, per
+ * direction, as the kernel counts the storms themselves
+ */
+TEST_F_TIMEOUT(rekey_policy, observe_reports_storms, 120)
+{
+	struct rk_recv rx = { .fd = self->rk.b, .key = self->rk.key_ab, .seed = 1 };
+	unsigned long long off = 0;
+	pthread_t th;
+
+	ASSERT_EQ(policy_load(&self->p, "observe"), 0);
+	ASSERT_EQ(policy_attach(&self->p), 0);
+	rk_offload_ab(_metadata, &self->rk, true);
+	ASSERT_EQ(pthread_create(&th, NULL, rk_receiver, &rx), 0);
+	rk_flood(_metadata, &self->tx, &rx, &off, STORM_KEYS + 5, 1000);
+	EXPECT_EQ(ns_stat("tls-a", "TlsTxRekeyStorm"), 1);
+	EXPECT_EQ(ns_stat("tls-b", "TlsRxRekeyStorm"), 1);
+	/* the key set up with the device is never short: the storm from the
+	 * (STORM_KEYS + 1)th update on, 5 of the 13
+	 */
+	EXPECT_EQ(observe_events(&self->p, DIR_TX, OBSERVE_STARTED), STORM_KEYS + 5);
+	EXPECT_EQ(observe_events(&self->p, DIR_RX, OBSERVE_STARTED), STORM_KEYS + 5);
+	EXPECT_EQ(observe_events(&self->p, DIR_TX, OBSERVE_STORM), 5);
+	EXPECT_EQ(observe_events(&self->p, DIR_RX, OBSERVE_STORM), 5);
+	shutdown(self->rk.a, SHUT_WR);
+	pthread_join(th, NULL);
+	EXPECT_EQ(rx.err, NULL) TH_LOG("receiver: %s", rx.err);
+	EXPECT_EQ(rx.bytes, off);
+}
+
 /* ratelimit holds RX installs to the same budget: RL_RX receivers update
  * their keys at once (b's RX; a's TX is on its own device), at 5 installs/s
  * (burst 5); each receiver's device context comes back once it read past
@@ -3275,11 +3333,15 @@ TEST_F_TIMEOUT(rekey_policy, replaced_and_detached_under_traffic, 300)
 	opened = dev_stat(NSIM_B, "rx_records");
 	sw.adds = dev_stat(NSIM_A, "adds");
 	ASSERT_EQ(pthread_create(&th, NULL, pol_switcher, &sw), 0);
-	rk_run(_metadata, &self->rk, 400 * 32768, 32768, false, false, &tx, &rx);
+	/* keys 128 KiB apart: closer, they would be a storm (STORM_KEYS),
+	 * which the devices sit out
+	 */
+	rk_run(_metadata, &self->rk, 400 * SHORT_KEY_BYTES, SHORT_KEY_BYTES,
+	       false, false, &tx, &rx);
 	pthread_join(th, NULL);
 	EXPECT_EQ(sw.replaced, 0);
 	EXPECT_EQ(sw.detached, 1);
-	rk_check_tx(_metadata, &tx, adds_a, sealed, 400 * 32768);
+	rk_check_tx(_metadata, &tx, adds_a, sealed, 400 * SHORT_KEY_BYTES);
 	rk_check_rx(_metadata, &rx, adds_b, opened);
 	EXPECT_EQ(ns_stat("tls-a", "TlsRekeyPolicyInvalid"), 0);
 	/* observe drew SW windows (its window_us histogram, 64 slots) */
