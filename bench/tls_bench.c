@@ -207,10 +207,13 @@ static int send_key_update(int fd, struct tls_key *k, unsigned int seed)
 
 /* ------------------------------------------------------------ stream */
 
+/* b: checks every byte, installs each new RX key and, when the KeyUpdate
+ * asks for it (flood -u), answers with one of its own TX key (@tx_key)
+ */
 struct receiver {
 	int fd;
-	struct tls_key key;
-	unsigned int seed, rekeys;
+	struct tls_key key, tx_key;
+	unsigned int seed, tx_seed, rekeys, answered;
 	unsigned long long bytes;
 	const char *err;
 };
@@ -229,19 +232,25 @@ static void *receive_stream(void *arg)
 			if (n != sizeof(key_update_msg) ||
 			    tls_key_set(r->fd, TLS_RX, &r->key)) {
 				r->err = "key update";
-				return NULL;
+				break;
 			}
 			r->rekeys++;
+			if (buf[4] && send_key_update(r->fd, &r->tx_key, ++r->tx_seed)) {
+				r->err = "answer";
+				break;
+			}
+			r->answered += buf[4];
 			continue;
 		}
 		if (memcmp(buf, pattern + r->bytes % PERIOD, n)) {
 			r->err = "corrupt byte";
-			return NULL;
+			break;
 		}
 		r->bytes += n;
 	}
 	if (n < 0)
 		r->err = strerror(errno);
+	shutdown(r->fd, SHUT_WR);	/* the end of b's answers */
 	return NULL;
 }
 
@@ -713,57 +722,10 @@ static int scale(int argc, char **argv)
 
 static const unsigned char key_update_req_msg[] = { TLS_HS_KEY_UPDATE, 0, 0, 1, 1 };
 
-/* b's side of the flood: checks every byte, installs each new RX key and,
- * when asked to, answers with a KeyUpdate of its own TX key
- */
-struct flood_rx {
-	int fd;
-	struct tls_key key, tx_key;
-	unsigned int seed, tx_seed, rekeys, answered;
-	unsigned long long bytes;
-	const char *err;
-};
-
-static void *flood_receive(void *arg)
-{
-	static unsigned char buf[PERIOD];
-	struct flood_rx *r = arg;
-	unsigned char type;
-	ssize_t n;
-
-	while ((n = recv_record(r->fd, buf, sizeof(buf), &type, 0)) > 0) {
-		if (type == TLS_RECORD_HANDSHAKE) {
-			key_init(&r->key, TLS_1_3_VERSION,
-				 r->key.info.cipher_type, ++r->seed);
-			if (n != sizeof(key_update_msg) ||
-			    tls_key_set(r->fd, TLS_RX, &r->key)) {
-				r->err = "key update";
-				break;
-			}
-			r->rekeys++;
-			if (buf[4] && send_key_update(r->fd, &r->tx_key, ++r->tx_seed)) {
-				r->err = "answer";
-				break;
-			}
-			r->answered += buf[4];
-			continue;
-		}
-		if (memcmp(buf, pattern + r->bytes % PERIOD, n)) {
-			r->err = "corrupt byte";
-			break;
-		}
-		r->bytes += n;
-	}
-	if (n < 0)
-		r->err = strerror(errno);
-	shutdown(r->fd, SHUT_WR);	/* the end of b's answers */
-	return NULL;
-}
-
 /* a reads b's answers: KeyUpdates only */
 static void *flood_answers(void *arg)
 {
-	struct flood_rx *r = arg;
+	struct receiver *r = arg;
 	unsigned char buf[64], type;
 	ssize_t n;
 
@@ -842,7 +804,7 @@ static int flood(int argc, char **argv)
 	int a, b, c = -1, d = -1, opt, every = 1, wsize = 16384, answer = 0;
 	unsigned long long bytes = 0, every_bytes = 0, since = 0;
 	long long adds0[2], dels0[2], storm0[2], adds[2], dels[2];
-	struct flood_rx rx = { .seed = 1, .tx_seed = 101 }, ans = { .seed = 101 };
+	struct receiver rx = { .seed = 1, .tx_seed = 101 }, ans = { .seed = 101 };
 	unsigned int seed = 1, rekeys = 0, records = 0;
 	struct install_lat *lat = NULL;
 	bool quiet = false, sampling = false;
@@ -896,7 +858,7 @@ static int flood(int argc, char **argv)
 	}
 	storm0[0] = ns_stat("tls-a", "TlsTxRekeyStorm");
 	storm0[1] = ns_stat("tls-b", "TlsRxRekeyStorm");
-	pthread_create(&th[0], NULL, flood_receive, &rx);
+	pthread_create(&th[0], NULL, receive_stream, &rx);
 	if (answer)
 		pthread_create(&th[1], NULL, flood_answers, &ans);
 
